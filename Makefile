@@ -1,0 +1,35 @@
+# One virtual environment, made from the pins in pyproject.toml + constraints.txt.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PROFILE ?= quick
+
+.PHONY: help test book lab benchmark clean
+help:
+	@echo "make book       re-execute every notebook and build the HTML (book/_build/html/index.html)"
+	@echo "make test       run the test suite"
+	@echo "make lab        JupyterLab on book/notebooks with the project's kernel"
+	@echo "make benchmark  time the MoG studies (benchmarks/mog_study.py)"
+	@echo "make clean      remove the environment, the built book and cached results"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,test]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (l2dlib)" > /dev/null
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+book: $(STAMP)
+	$(PY) -m l2dlib.book --profile $(PROFILE)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=book/notebooks
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/mog_study.py
+
+clean:
+	rm -rf $(VENV) book/_build book/figures results/*/cache *.egg-info .pytest_cache

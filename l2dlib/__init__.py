@@ -1,0 +1,12 @@
+"""l2dlib: calibration of multi-expert learning to defer (softmax vs one-vs-all surrogates).
+
+Modules: ``losses`` (surrogates), ``estimators`` (Eqs. 2-3, rejector, system prediction),
+``experts`` (simulated experts), ``data`` (MoG), ``models``, ``train`` (one loop),
+``metrics`` (ECE and friends), ``experiments`` (the studies), ``results`` (cache and
+provenance), ``plots`` and ``theory`` (pointwise risks for the derivations).
+"""
+
+__version__ = "0.1.0"
+
+#: Methods (surrogate parameterizations) understood by losses and estimators.
+METHODS = ("softmax", "ova")

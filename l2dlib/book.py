@@ -1,0 +1,89 @@
+"""Build the Jupyter Book: execute every notebook with papermill, then build the HTML.
+
+``python -m l2dlib.book [--profile quick] [--output book]`` copies ``book/`` to
+``<output>/_build/src``, executes the notebooks there (so the sources stay free of
+outputs), bundles MathJax for offline reading, and runs ``jupyter-book build`` with
+warnings as errors. The HTML lands in ``<output>/_build/html``. Needs the ``book``
+extra (papermill, jupyter-book, jupyter-server-mathjax).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# Execution order: the reproducibility page reads what the studies wrote.
+NOTEBOOKS = (
+    "notebooks/00_mog_dataset.ipynb",
+    "notebooks/01_increasing_experts.ipynb",
+    "notebooks/02_expert_dependence.ipynb",
+    "derivations.ipynb",
+    "reproducibility.ipynb",
+)
+
+
+def _mathjax_dir() -> Path:
+    import jupyter_server_mathjax
+
+    return Path(jupyter_server_mathjax.__file__).parent / "static"
+
+
+def execute_notebook(src: Path, dst: Path, parameters: dict, *, cwd: Path | None = None) -> None:
+    """Run one notebook with papermill, passing only the parameters it declares."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(src))
+    params = {k: v for k, v in parameters.items() if k in declared}
+    pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(cwd or src.parent),
+                        kernel_name="python3", progress_bar=False, log_output=False)
+
+
+def build(*, profile: str = "quick", output: Path = REPO / "book", results_dir: Path = REPO / "results",
+          seeds: list[int] | None = None, book_dir: Path = REPO / "book", quiet: bool = False) -> Path:
+    """Execute the notebooks and build the HTML; returns the HTML folder."""
+    output, results_dir = Path(output).resolve(), Path(results_dir).resolve()
+    stage = output / "_build" / "src"
+    if stage.exists():
+        shutil.rmtree(stage)
+    shutil.copytree(book_dir, stage, ignore=shutil.ignore_patterns("_build", "figures", ".ipynb_checkpoints"))
+    shutil.copytree(_mathjax_dir(), stage / "_static" / "mathjax")
+    params = {"profile": profile, "results_dir": str(results_dir), "figures_dir": str(stage / "figures"),
+              "seeds": seeds}
+    for nb in NOTEBOOKS:
+        t0 = time.perf_counter()
+        execute_notebook(stage / nb, stage / nb, params)
+        if not quiet:
+            print(f"executed {nb} in {time.perf_counter() - t0:.1f} s", flush=True)
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(stage), "--path-output", str(output),
+           "--warningiserror", "--keep-going"]
+    proc = subprocess.run(cmd, capture_output=quiet, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed:\n{proc.stdout or ''}\n{proc.stderr or ''}")
+    html = output / "_build" / "html"
+    if not quiet:
+        print(f"book built: {html / 'index.html'}")
+    return html
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m l2dlib.book", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="quick", help="profile of the MoG studies (default quick)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="study seeds (default: the profile's)")
+    parser.add_argument("--output", type=Path, default=REPO / "book",
+                        help="the HTML goes to OUTPUT/_build/html (default: book/)")
+    parser.add_argument("--results-dir", type=Path, default=REPO / "results")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    build(profile=args.profile, output=args.output, results_dir=args.results_dir, seeds=args.seeds)
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""From the K+J scores to expert-correctness estimates, deferral and system predictions.
+
+The model emits ``logits`` [N, K+J]: class scores g_1..g_K then deferral scores
+g_perp_1..g_perp_J.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .losses import check_method
+
+
+def expert_correctness(logits: Tensor, num_classes: int, method: str) -> Tensor:
+    """Raw estimates of P(m_j = y | x), [N, J].
+
+    softmax (Eq. 2): p_perp_j / (1 - sum_j' p_perp_j'), with p = softmax(logits). Since
+    1 - sum_j' p_perp_j' is the softmax mass on the K classes, this equals
+    exp(g_perp_j - logsumexp(g_1..g_K)), which we compute that way for stability.
+    The value is not capped: it exceeds 1 whenever g_perp_j beats logsumexp of the classes.
+
+    ova (Eq. 3): sigmoid(g_perp_j), always in (0, 1).
+    """
+    check_method(method)
+    _check_columns(logits, num_classes)
+    g = logits.float()
+    g_defer = g[..., num_classes:]
+    if method == "softmax":
+        return torch.exp(g_defer - torch.logsumexp(g[..., :num_classes], dim=-1, keepdim=True))
+    return torch.sigmoid(g_defer)
+
+
+def defer(logits: Tensor, num_classes: int) -> Tensor:
+    """Rejector r(x) [N]: 0 = the classifier predicts, j in 1..J = defer to expert j.
+
+    Defers to argmax_j g_perp_j when it beats max_k g_k. Both softmax and sigmoid are
+    monotone in the score, so the same rule serves both methods.
+    """
+    _check_columns(logits, num_classes)
+    best_class = logits[..., :num_classes].max(-1).values
+    best_defer, expert = logits[..., num_classes:].max(-1)
+    return torch.where(best_defer > best_class, expert + 1, torch.zeros_like(expert))
+
+
+def system_predictions(logits: Tensor, expert_preds: Tensor, num_classes: int) -> Tensor:
+    """The L2D system's prediction [N]: classifier argmax, or the chosen expert's label."""
+    _check_columns(logits, num_classes)
+    r = defer(logits, num_classes)
+    classifier = logits[..., :num_classes].argmax(-1)
+    chosen = expert_preds.gather(-1, (r - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return torch.where(r == 0, classifier, chosen)
+
+
+def _check_columns(logits: Tensor, num_classes: int) -> None:
+    if logits.shape[-1] <= num_classes:
+        raise ValueError(
+            f"logits have {logits.shape[-1]} columns: expected K+J with K={num_classes}, J >= 1"
+        )

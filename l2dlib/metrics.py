@@ -1,0 +1,93 @@
+"""Calibration and deferral metrics. Inputs may be numpy arrays or torch tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def _as_numpy(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _binned(confidence, correct, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin counts, summed confidences and summed correctness over ``n_bins`` equal-width bins.
+
+    Bin b holds confidences in [b/n, (b+1)/n); 1.0 goes in the last bin. Confidences are
+    capped at 1 (the softmax estimator can exceed it) and floored at 0.
+    """
+    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"expected n_bins >= 1, got {n_bins!r}")
+    conf = _as_numpy(confidence).astype(np.float64).ravel()
+    corr = _as_numpy(correct).astype(np.float64).ravel()
+    if conf.shape != corr.shape:
+        raise ValueError(f"confidence has {conf.size} values but correct has {corr.size}")
+    if conf.size == 0:
+        raise ValueError("expected at least one confidence value, got none")
+    if np.isnan(conf).any():
+        raise ValueError("confidence contains NaN")
+    conf = np.clip(conf, 0.0, 1.0)
+    idx = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins).astype(np.float64)
+    sum_conf = np.bincount(idx, weights=conf, minlength=n_bins)
+    sum_corr = np.bincount(idx, weights=corr, minlength=n_bins)
+    return count, sum_conf, sum_corr
+
+
+def ece(confidence, correct, n_bins: int = 20) -> float:
+    """Expected calibration error with equal-width bins, weighted by bin count.
+
+    Parameters
+    ----------
+    confidence : array-like of shape (n,)
+        Estimated probability of being correct; values above 1 are capped at 1.
+    correct : array-like of shape (n,)
+        1 where the event happened (the expert was right), else 0.
+    n_bins : int
+        Number of equal-width bins on [0, 1].
+
+    Examples
+    --------
+    Bin [0, 0.5) holds 0.2, 0.2 (one right): |1 - 0.4|; bin [0.5, 1] holds 0.9 and 1.7
+    capped to 1 (both right): |2 - 1.9|; so ECE = (0.6 + 0.1) / 4.
+
+    >>> round(ece([0.2, 0.2, 0.9, 1.7], [0, 1, 1, 1], n_bins=2), 6)
+    0.175
+    """
+    count, sum_conf, sum_corr = _binned(confidence, correct, n_bins)
+    return float(np.abs(sum_corr - sum_conf).sum() / count.sum())
+
+
+def reliability_bins(confidence, correct, n_bins: int = 20) -> pd.DataFrame:
+    """One row per bin: bounds, count, mean (capped) confidence and observed frequency.
+
+    Empty bins have NaN means. ``sum(count/n * |accuracy - confidence|)`` over non-empty
+    bins equals :func:`ece`.
+    """
+    count, sum_conf, sum_corr = _binned(confidence, correct, n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame(
+            {
+                "bin_lower": np.arange(n_bins) / n_bins,
+                "bin_upper": np.arange(1, n_bins + 1) / n_bins,
+                "count": count.astype(np.int64),
+                "confidence": sum_conf / count,
+                "accuracy": sum_corr / count,
+            }
+        )
+
+
+def accuracy(predictions, y) -> float:
+    """Fraction of predictions equal to the label."""
+    p, t = _as_numpy(predictions).ravel(), _as_numpy(y).ravel()
+    if p.shape != t.shape:
+        raise ValueError(f"predictions have {p.size} values but y has {t.size}")
+    return float((p == t).mean())
+
+
+def coverage(deferral) -> float:
+    """Fraction of points the classifier keeps (rejector output 0)."""
+    return float((_as_numpy(deferral) == 0).mean())

@@ -1,0 +1,82 @@
+"""One function per figure panel. Each takes a study table (or data) and an Axes.
+
+Lines are the mean over seeds with a band of +-1 standard deviation across seeds; a
+seed's ECE is first averaged over its experts (Fig. 1 a, d and Fig. 2 a) or taken for
+the random expert alone (Fig. 1 c, f). Softmax is blue and OvA orange everywhere.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from .data import Dataset
+
+COLORS = {"softmax": "tab:blue", "ova": "tab:orange"}
+LABELS = {"softmax": "Softmax", "ova": "OvA"}
+CLUSTER_COLORS = ("tab:purple", "tab:green", "tab:red", "tab:olive")
+
+
+def per_seed(table: pd.DataFrame, x: str, y: str, *, expert_kind: str | None = None) -> pd.DataFrame:
+    """Mean of ``y`` over experts for each (method, seed, x); optionally one kind of expert."""
+    if expert_kind is not None:
+        table = table[table["expert_kind"] == expert_kind]
+    return table.groupby(["method", "seed", x], as_index=False)[y].mean()
+
+
+def _lines(data: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel: str) -> plt.Axes:
+    methods = [m for m in COLORS if m in set(data["method"])]
+    sns.lineplot(data=data, x=x, y=y, hue="method", hue_order=methods, palette=COLORS,
+                 errorbar="sd", marker="o", ax=ax)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, [LABELS.get(label, label) for label in labels], frameon=False)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def ece_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
+    """Fig. 1 (a, d), Fig. 2 (a): ECE averaged over experts against the number of experts."""
+    _lines(per_seed(table, "num_experts", "ece"), "num_experts", "ece", ax,
+           "number of experts", "ECE (mean over experts)")
+    ax.set_xticks(sorted(table["num_experts"].unique()))
+    return ax
+
+
+def accuracy_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
+    """Fig. 1 (b, e), Fig. 2 (b): system accuracy against the number of experts."""
+    _lines(per_seed(table, "num_experts", "system_accuracy"), "num_experts", "system_accuracy",
+           ax, "number of experts", "system accuracy")
+    ax.set_xticks(sorted(table["num_experts"].unique()))
+    return ax
+
+
+def random_expert_ece(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
+    """Fig. 1 (c, f): the random expert's ECE against the other experts' correctness p."""
+    _lines(per_seed(table, "expert_p", "ece", expert_kind="random"), "expert_p", "ece", ax,
+           "correctness probability p of the other experts", "ECE of the random expert")
+    return ax
+
+
+def mog_dataset(data: Dataset, ax: plt.Axes, max_points: int = 4000) -> plt.Axes:
+    """Fig. 3: the mixture of Gaussians, coloured by cluster (a seeded subsample)."""
+    import torch
+
+    x = torch.cat([data.x[s] for s in ("train", "val", "test")]).cpu()
+    y = torch.cat([data.y[s] for s in ("train", "val", "test")]).cpu()
+    keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:max_points]
+    for k in range(data.num_classes):
+        pts = x[keep][y[keep] == k]
+        ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.5, color=CLUSTER_COLORS[k], label=f"cluster {k}")
+    ax.legend(frameon=False, markerscale=3)
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    return ax
+
+
+def save(fig: plt.Figure, path) -> None:
+    """Save a figure as PNG (for the book) at a fixed size and resolution."""
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130, bbox_inches="tight")

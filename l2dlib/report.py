@@ -1,0 +1,46 @@
+"""Numbers the book states about each study, computed from the result tables.
+
+The notebooks glue these into their prose, so no number in the text is typed by hand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .plots import per_seed
+
+
+def mean_by(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> pd.DataFrame:
+    """Mean over seeds of the per-seed values: rows ``x``, one column per method."""
+    return per_seed(table, x, y, expert_kind=expert_kind).groupby(["method", x])[y].mean().unstack(0)
+
+
+def trend(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> dict:
+    """Per method: value at the smallest and largest x, the least-squares slope over x,
+    and the slope's standard error across seeds (slopes fitted per seed)."""
+    seeds = per_seed(table, x, y, expert_kind=expert_kind)
+    out = {}
+    for method, d in seeds.groupby("method"):
+        slopes = [np.polyfit(g[x], g[y], 1)[0] for _, g in d.groupby("seed") if g[x].nunique() > 1]
+        means = d.groupby(x)[y].mean()
+        out[method] = {
+            "first": float(means.iloc[0]),
+            "last": float(means.iloc[-1]),
+            "slope": float(np.mean(slopes)) if slopes else float("nan"),
+            "slope_se": float(np.std(slopes, ddof=1) / np.sqrt(len(slopes))) if len(slopes) > 1 else float("nan"),
+        }
+    return out
+
+
+def describe_trend(t: dict, *, per: str) -> str:
+    """'rises' / 'falls' / 'stays flat' by whether the slope is > 2 standard errors from 0."""
+    slope, se = t["slope"], t["slope_se"]
+    if not np.isfinite(slope):
+        return "cannot be judged (one point)"
+    if not np.isfinite(se) or se == 0:
+        word = "rises" if slope > 0 else "falls"
+        return f"{word} ({slope:+.4f} per {per}; one seed, no error bar)"
+    if abs(slope) <= 2 * se:
+        return f"stays flat within noise ({slope:+.4f} ± {se:.4f} per {per})"
+    return f"{'rises' if slope > 0 else 'falls'} ({slope:+.4f} ± {se:.4f} per {per})"

@@ -1,0 +1,177 @@
+"""Result files: a cache entry per configuration, study tables, provenance.
+
+Layout under a results directory::
+
+    <dataset>/<study>-<profile>.csv    the tidy table (one row per method, seed, config, expert)
+    <dataset>/<study>-<profile>.json   its provenance
+    <dataset>/cache/<study>-<profile>/<key>.json   one finished configuration each
+
+A cache key hashes the configuration and ``RESULTS_VERSION``. Bump the version by hand
+when a change alters what a configuration computes (a loss, an estimator, a schedule);
+unrelated commits leave committed results readable. Every write goes to a temporary file
+in the same folder and is renamed into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+RESULTS_VERSION = 1
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """Stable 16-hex-digit key of a JSON-able configuration and the results version."""
+    blob = json.dumps({"config": config, "results_version": RESULTS_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def table_paths(results_dir: str | Path, dataset: str, study: str, profile: str) -> tuple[Path, Path]:
+    base = Path(results_dir) / dataset / f"{study}-{profile}"
+    return base.with_suffix(".csv"), base.with_suffix(".json")
+
+
+def cache_dir(results_dir: str | Path, dataset: str, study: str, profile: str) -> Path:
+    return Path(results_dir) / dataset / "cache" / f"{study}-{profile}"
+
+
+def read_cached(path: Path) -> dict[str, Any] | None:
+    """A finished configuration's entry, or None when absent or unreadable (then it is redone)."""
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_text())
+        version = entry["results_version"]
+        entry["rows"]  # noqa: B018  (must be present)
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        warnings.warn(f"ignoring unreadable cache file {path} ({err}); recomputing it", stacklevel=2)
+        return None
+    if version != RESULTS_VERSION:
+        raise ValueError(
+            f"{path} was written by results version {version}, this code is version "
+            f"{RESULTS_VERSION}: delete it or re-run with --force"
+        )
+    return entry
+
+
+def write_cached(path: Path, config: dict[str, Any], rows: list[dict], extra: dict[str, Any]) -> None:
+    entry = {"results_version": RESULTS_VERSION, "config": config, "rows": rows, **extra}
+    atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True))
+
+
+def write_table(results_dir, dataset: str, study: str, profile: str, table: pd.DataFrame,
+                provenance: dict[str, Any]) -> tuple[Path, Path]:
+    csv_path, json_path = table_paths(results_dir, dataset, study, profile)
+    atomic_write_text(csv_path, table.to_csv(index=False))
+    atomic_write_text(json_path, json.dumps(provenance, indent=1, sort_keys=True))
+    return csv_path, json_path
+
+
+def load_table(results_dir, dataset: str, study: str, profile: str) -> tuple[pd.DataFrame, dict]:
+    """A study table and its provenance; clear errors when missing, corrupt or outdated."""
+    csv_path, json_path = table_paths(results_dir, dataset, study, profile)
+    hint = f"run `python -m l2dlib run {study} --dataset {dataset} --profile {profile}`"
+    if not csv_path.exists() or not json_path.exists():
+        raise FileNotFoundError(f"no results at {csv_path} (and .json): {hint}")
+    try:
+        provenance = json.loads(json_path.read_text())
+        version = provenance["results_version"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{json_path} is corrupt ({err}): {hint} --force") from err
+    if version != RESULTS_VERSION:
+        raise ValueError(
+            f"{csv_path} was written by results version {version}, this code is version "
+            f"{RESULTS_VERSION}: {hint} --force"
+        )
+    try:
+        table = pd.read_csv(csv_path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{csv_path} is corrupt ({err}): {hint} --force") from err
+    if len(table) != provenance.get("num_rows", len(table)):
+        raise ValueError(
+            f"{csv_path} has {len(table)} rows but its provenance says {provenance['num_rows']} "
+            f"(truncated?): {hint} --force"
+        )
+    return table, provenance
+
+
+def git_commit() -> str:
+    """The source tree's commit (with '+dirty' when it has uncommitted changes), or 'unknown'."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def environment() -> dict[str, Any]:
+    versions = {}
+    for pkg in ("l2dlib", "torch", "numpy", "pandas"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return {
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def provenance_table(results_dir) -> pd.DataFrame:
+    """One row per study table under ``results_dir``: what made it, where and when."""
+    rows = []
+    for path in sorted(Path(results_dir).glob("*/*.json")):
+        try:
+            p = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+        if "study" not in p:
+            continue
+        rows.append({
+            "table": f"{p['dataset']}/{path.stem}.csv", "profile": p["profile"],
+            "seeds": " ".join(map(str, p["seeds"])), "methods": " ".join(p["methods"]),
+            "data": p["data_label"], "data sha256": p["data_fingerprint"][:12],
+            "commit": p["git_commit"][:12] + ("+dirty" if p["git_commit"].endswith("+dirty") else ""),
+            "device": p["device"], "wall s": p["wall_seconds"],
+            "computed / configs": f"{p['num_computed']} / {p['num_configs']}",
+            "results version": p["results_version"], "created": p["created"],
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,105 @@
+"""Pointwise (conditional) risks of both surrogates, for checking Eqs. 1-3 numerically.
+
+At one x, with eta_k = P(y = k | x) and q_j = P(m_j = y | x), the expected softmax loss is
+Eq. 4 of the paper's appendix,
+
+    L_SM(g) = - sum_k eta_k log p_k - sum_j q_j log p_perp_j,   p = softmax(g),
+
+and the expected OvA loss (logistic phi) is
+
+    L_OvA(g) = sum_k [eta_k phi(g_k) + (1 - eta_k) phi(-g_k)]
+             + sum_j [q_j phi(g_perp_j) + (1 - q_j) phi(-g_perp_j)].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .losses import check_method
+
+
+def pointwise_risk(g: Tensor, eta: Tensor, q: Tensor, method: str) -> Tensor:
+    """Expected surrogate loss at one x: g [K+J], eta [K] (sums to 1), q [J] in [0, 1]."""
+    check_method(method)
+    k = eta.shape[-1]
+    if method == "softmax":
+        logp = torch.log_softmax(g, -1)
+        return -(eta * logp[..., :k]).sum(-1) - (q * logp[..., k:]).sum(-1)
+    phi = lambda z: F.softplus(-z)  # noqa: E731
+    targets = torch.cat([eta, q], -1)
+    return (targets * phi(g) + (1 - targets) * phi(-g)).sum(-1)
+
+
+def minimise_pointwise_risk(eta: Tensor, q: Tensor, method: str, *, steps: int = 200) -> Tensor:
+    """The minimiser g* [K+J] of :func:`pointwise_risk`, by L-BFGS in float64 from g = 0.
+
+    The softmax risk is invariant to adding a constant to every g; the returned g* is
+    one of the minimisers (the estimators are invariant too).
+    """
+    eta, q = eta.double(), q.double()
+    g = torch.zeros(eta.shape[-1] + q.shape[-1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([g], lr=1.0, max_iter=steps, tolerance_grad=1e-12,
+                            tolerance_change=1e-15, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        risk = pointwise_risk(g, eta, q, method)
+        risk.backward()
+        return risk
+
+    opt.step(closure)
+    return g.detach()
+
+
+def softmax_optimum(eta: Tensor, q: Tensor) -> Tensor:
+    """Eq. 1 (and the class part of it): the softmax probabilities at the optimum,
+    [eta_1..eta_K, q_1..q_J] / (1 + sum_j q_j)."""
+    return torch.cat([eta, q], -1) / (1 + q.sum(-1, keepdim=True))
+
+
+def check_equations(eta: Tensor, q: Tensor):
+    """Minimise both pointwise risks and compare the minimisers with Eqs. 1-3.
+
+    Returns a DataFrame with one row per expert: the true q_j, the softmax probability
+    p*_perp_j next to Eq. 1's q_j / (1 + sum q), and the estimates of Eq. 2 (softmax)
+    and Eq. 3 (OvA) read off the minimisers.
+    """
+    import pandas as pd
+
+    from .estimators import expert_correctness
+
+    k = eta.shape[-1]
+    g_sm = minimise_pointwise_risk(eta, q, "softmax")
+    g_ova = minimise_pointwise_risk(eta, q, "ova")
+    p = torch.softmax(g_sm, -1)
+    return pd.DataFrame({
+        "q_j": q.double().numpy(),
+        "p*_perp_j (softmax minimiser)": p[k:].numpy(),
+        "Eq. 1: q_j / (1 + sum q)": softmax_optimum(eta.double(), q.double())[k:].numpy(),
+        "Eq. 2 estimate": expert_correctness(g_sm.unsqueeze(0), k, "softmax")[0].double().numpy(),
+        "Eq. 3 estimate": expert_correctness(g_ova.unsqueeze(0), k, "ova")[0].double().numpy(),
+    })
+
+
+def shifted_estimates(g: Tensor, num_classes: int, shifts, expert: int = 0):
+    """Both estimators after adding ``shift`` to expert ``expert``'s deferral score of g.
+
+    Shows Eq. 2's tie across experts (every softmax estimate moves) and its degeneracy
+    (estimates above 1), against Eq. 3 (only that expert's estimate moves).
+    """
+    import pandas as pd
+
+    from .estimators import expert_correctness
+
+    rows = []
+    for shift in shifts:
+        h = g.clone()
+        h[num_classes + expert] += shift
+        sm = expert_correctness(h.unsqueeze(0), num_classes, "softmax")[0]
+        ova = expert_correctness(h.unsqueeze(0), num_classes, "ova")[0]
+        for j in range(g.shape[-1] - num_classes):
+            rows.append({"shift": float(shift), "expert": j, "softmax (Eq. 2)": float(sm[j]),
+                         "OvA (Eq. 3)": float(ova[j])})
+    return pd.DataFrame(rows)

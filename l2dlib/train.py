@@ -1,0 +1,203 @@
+"""One training loop for every model here: M stacked MLPs on MoG or one network on CIFAR-10.
+
+SGD with Nesterov momentum and weight decay, a per-step cosine learning-rate schedule,
+and per-model early stopping on the validation loss: a model stops after ``patience``
+epochs without improvement and gets its best-validation state back. Models that
+have stopped keep stepping with the rest (it is cheaper than slicing them out) but
+their best state is frozen, so the result equals training each model alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .losses import expert_correct, loss_terms_from_correct
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_epochs: int = 100
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    patience: int = 20  # early-stopping look-ahead, epochs (the paper's 20)
+    eval_batch_size: int = 8192
+    amp: bool = False  # bf16 autocast for the forward pass on CUDA (losses stay float32)
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "batch_size", "patience", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"expected lr > 0, got {self.lr}")
+
+
+@dataclass
+class Split:
+    """A split's inputs x [N, ...] and labels y [N], shared by all models, and each
+    model's expert predictions ``experts`` [M, N, J] (-1 pads a model with fewer experts)."""
+
+    x: Tensor
+    y: Tensor
+    experts: Tensor
+
+
+@dataclass
+class TrainHistory:
+    best_epoch: Tensor  # [M], 1-based epoch of the restored state
+    best_val_loss: Tensor  # [M]
+    epochs_run: int  # epochs until every model had stopped
+
+
+Transform = Callable[[Tensor], Tensor]
+Augment = Callable[[Tensor, torch.Generator], Tensor]
+
+
+def per_model_loss(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence[str]) -> Tensor:
+    """Mean surrogate loss of each model, [M]: logits [M, B, C], y [M, B] and expert
+    correctness c = I[m_j = y] [M, B, J]; model m uses ``methods[m]``.
+
+    Models are taken in runs of equal method (slices, no copies): order the models by
+    method for speed.
+    """
+    parts = []
+    start = 0
+    for method, run in itertools.groupby(methods):
+        stop = start + len(list(run))
+        terms = loss_terms_from_correct(logits[start:stop], y[start:stop], correct[start:stop], method)
+        parts.append(terms.mean(-1))
+        start = stop
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, *, preprocess: Transform | None = None,
+            batch_size: int = 8192, amp: bool = False) -> Tensor:
+    """Logits [M, N, C] of every model on shared inputs x [N, ...], in eval mode, chunked."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    for chunk in torch.split(x, batch_size):
+        xb = preprocess(chunk) if preprocess else chunk
+        with _autocast(x.device, amp):
+            outs.append(model(xb.unsqueeze(0).expand(model.num_models, *xb.shape)).float())
+    model.train(was_training)
+    return torch.cat(outs, dim=1)
+
+
+def train(
+    model: nn.Module,
+    train_split: Split,
+    val_split: Split,
+    *,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    config: TrainConfig = TrainConfig(),
+    preprocess: Transform | None = None,
+    augment: Augment | None = None,
+    progress: bool = True,
+) -> TrainHistory:
+    """Train the ``model.num_models`` models in place and restore each one's best state.
+
+    ``methods[m]`` is model m's surrogate, ``seeds[m]`` seeds its batch order and
+    augmentation. ``preprocess`` maps raw inputs to network inputs (e.g. uint8 images to
+    normalised floats); ``augment`` is applied to training batches only, after it.
+    """
+    num_models = model.num_models
+    if not len(methods) == len(seeds) == num_models == train_split.experts.shape[0]:
+        raise ValueError(
+            f"{num_models} models but {len(methods)} methods, {len(seeds)} seeds and "
+            f"expert predictions for {train_split.experts.shape[0]}"
+        )
+    device = train_split.x.device
+    n = train_split.x.shape[0]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = config.max_epochs * steps_per_epoch
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          nesterov=config.nesterov, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    aug_gen = torch.Generator(device=device).manual_seed(int(seeds[0])) if augment else None
+
+    best_loss = torch.full((num_models,), math.inf, device=device)
+    best_epoch = torch.zeros(num_models, dtype=torch.long, device=device)
+    since_best = torch.zeros(num_models, dtype=torch.long, device=device)
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # Expert correctness is all the losses need; flattened to [M*N, J] so a batch is one
+    # index_select (several times faster on CPU than gather over [M, N, J]).
+    num_experts = train_split.experts.shape[-1]
+    correct_flat = expert_correct(train_split.y, train_split.experts).reshape(-1, num_experts)
+    row_offset = (torch.arange(num_models, device=device) * n).unsqueeze(1)  # [M, 1]
+    val_y = val_split.y.unsqueeze(0).expand(num_models, -1)
+    val_correct = expert_correct(val_split.y, val_split.experts)
+
+    bar = tqdm(range(1, config.max_epochs + 1), desc=f"training {num_models} model(s)",
+               unit="epoch", leave=False, disable=not progress)
+    active = list(range(num_models))  # models still training, in stack order
+    epoch = 0
+    for epoch in bar:
+        model.train()
+        # Only models still training take part: stopped ones cost nothing (a subset of a
+        # stack is a slice of its weights; CIFAR's single model never needs one).
+        subset = None if len(active) == num_models else torch.tensor(active, device=device)
+        run_methods = [methods[m] for m in active]
+        offsets = row_offset if subset is None else row_offset[subset]
+        perms = torch.stack([torch.randperm(n, generator=gens[m]) for m in active]).to(device)
+        for idx in torch.split(perms, config.batch_size, dim=1):  # [M', B]
+            xb = train_split.x[idx]
+            if preprocess:
+                xb = preprocess(xb.flatten(0, 1)).unflatten(0, idx.shape)
+            if augment:
+                xb = augment(xb.flatten(0, 1), aug_gen).unflatten(0, idx.shape)
+            cb = correct_flat.index_select(0, (idx + offsets).flatten()).unflatten(0, idx.shape)
+            with _autocast(device, config.amp):
+                logits = model(xb) if subset is None else model(xb, subset)
+            loss = per_model_loss(logits.float(), train_split.y[idx], cb, run_methods).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+
+        val_logits = predict(model, val_split.x, preprocess=preprocess,
+                             batch_size=config.eval_batch_size, amp=config.amp)
+        val_loss = per_model_loss(val_logits, val_y, val_correct, methods)
+        running = since_best < config.patience
+        improved = running & (val_loss < best_loss)
+        best_loss = torch.where(improved, val_loss, best_loss)
+        best_epoch = torch.where(improved, epoch, best_epoch)
+        since_best = torch.where(improved, 0, since_best + running.long())
+        _keep_best(best_state, model.state_dict(), improved)
+        active = (since_best < config.patience).nonzero().flatten().tolist()  # one host sync
+        bar.set_postfix(active=len(active))
+        if not active:
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    return TrainHistory(best_epoch.cpu(), best_loss.cpu(), epoch)
+
+
+def _keep_best(best: dict[str, Tensor], current: dict[str, Tensor], improved: Tensor) -> None:
+    """Copy current into best for improved models (stacked tensors have a leading model dim)."""
+    if improved.numel() == 1:
+        if bool(improved):
+            for k, v in current.items():
+                best[k].copy_(v)
+        return
+    for k, v in current.items():
+        mask = improved.view(-1, *([1] * (v.dim() - 1)))
+        best[k].copy_(torch.where(mask, v, best[k]))
+
+
+def _autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=enabled and device.type == "cuda")

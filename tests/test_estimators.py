@@ -1,0 +1,57 @@
+"""Eqs. 1-3, the rejector and the system prediction on hand-made cases."""
+
+import pytest
+import torch
+
+from l2dlib import estimators
+
+
+def _bayes_softmax_logits(eta, q):
+    """Logits whose softmax is Eq. 1's optimum: p_k = eta_k / (1 + sum q), p_perp_j = q_j / (1 + sum q)."""
+    z = 1 + q.sum(-1, keepdim=True)
+    return torch.log(torch.cat([eta / z, q / z], -1))
+
+
+def test_eq2_inverts_eq1_exactly():
+    gen = torch.Generator().manual_seed(0)
+    eta = torch.softmax(torch.randn(500, 10, generator=gen, dtype=torch.float64), -1)
+    q = torch.rand(500, 8, generator=gen, dtype=torch.float64)
+    logits = _bayes_softmax_logits(eta, q)
+    est = estimators.expert_correctness(logits, 10, "softmax").double()
+    torch.testing.assert_close(est, q, rtol=1e-6, atol=1e-7)
+
+
+def test_eq2_as_written_in_the_paper():
+    """Our stable form equals p_perp_j / (1 - sum_j' p_perp_j') computed literally."""
+    logits = torch.tensor([[1.0, 0.2, -0.5, 2.5, 0.7]])
+    p = torch.softmax(logits, -1)
+    literal = p[:, 3:] / (1 - p[:, 3:].sum(-1, keepdim=True))
+    torch.testing.assert_close(estimators.expert_correctness(logits, 3, "softmax"), literal)
+    assert literal[0, 0] > 1  # a degenerate (above 1) estimate is kept raw
+
+
+def test_ova_is_sigmoid_of_deferral_score():
+    logits = torch.tensor([[0.0, 1.0, 2.0, -2.0]])
+    expected = torch.sigmoid(torch.tensor([[2.0, -2.0]]))
+    torch.testing.assert_close(estimators.expert_correctness(logits, 2, "ova"), expected)
+
+
+def test_rejector_and_system_predictions():
+    # K = 3, J = 2. Row 0: classifier wins (class 2). Row 1: expert 1 (index 0) wins.
+    # Row 2: expert 2 wins. Row 3: tie between classifier and expert: classifier keeps it.
+    logits = torch.tensor([
+        [0.0, 1.0, 3.0, 2.0, 1.0],
+        [0.0, 1.0, 0.5, 2.0, 1.0],
+        [0.0, 1.0, 0.5, 0.2, 4.0],
+        [0.0, 2.0, 0.5, 2.0, 1.0],
+    ])
+    experts = torch.tensor([[0, 0], [2, 1], [0, 1], [2, 2]])
+    assert estimators.defer(logits, 3).tolist() == [0, 1, 2, 0]
+    assert estimators.system_predictions(logits, experts, 3).tolist() == [2, 2, 1, 1]
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="unknown method"):
+        estimators.expert_correctness(torch.zeros(1, 4), 3, "bogus")
+    with pytest.raises(ValueError, match="K\\+J"):
+        estimators.expert_correctness(torch.zeros(1, 3), 3, "ova")

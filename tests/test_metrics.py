@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+
+from l2dlib import metrics
+
+
+def _ece_by_hand(conf, corr, n_bins):
+    """Straightforward loop: cap at 1, bin [b/n, (b+1)/n) with 1.0 in the last bin."""
+    conf = [min(max(c, 0.0), 1.0) for c in conf]
+    total = 0.0
+    for b in range(n_bins):
+        members = [i for i, c in enumerate(conf) if min(int(c * n_bins), n_bins - 1) == b]
+        if members:
+            acc = sum(corr[i] for i in members) / len(members)
+            avg = sum(conf[i] for i in members) / len(members)
+            total += len(members) / len(conf) * abs(acc - avg)
+    return total
+
+
+def test_ece_hand_case_with_capping():
+    # Two bins. [0, .5): 0.2, 0.2 with one right -> |0.5 - 0.2| * 2/4.
+    # [.5, 1]: 0.9 and 1.7 (capped to 1.0), both right -> |1 - 0.95| * 2/4.
+    assert metrics.ece([0.2, 0.2, 0.9, 1.7], [0, 1, 1, 1], n_bins=2) == pytest.approx(0.175)
+
+
+def test_ece_capping_equals_passing_one():
+    assert metrics.ece([1.7, 3.0, 0.4], [1, 0, 1]) == metrics.ece([1.0, 1.0, 0.4], [1, 0, 1])
+
+
+def test_ece_matches_loop_on_random_data():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0, 1.3, 500)
+    corr = (rng.uniform(size=500) < np.clip(conf, 0, 1) ** 2).astype(int)
+    for n_bins in (1, 10, 20, 30):
+        assert metrics.ece(conf, corr, n_bins) == pytest.approx(_ece_by_hand(list(conf), list(corr), n_bins))
+
+
+def test_ece_accepts_tensors_and_perfect_calibration_is_zero():
+    conf = torch.tensor([0.25] * 4 + [0.75] * 4)
+    corr = torch.tensor([1, 0, 0, 0, 1, 1, 1, 0])
+    assert metrics.ece(conf, corr) == pytest.approx(0.0)
+
+
+def test_reliability_bins_reproduce_ece():
+    rng = np.random.default_rng(1)
+    conf, corr = rng.uniform(size=300), rng.integers(0, 2, 300)
+    bins = metrics.reliability_bins(conf, corr, 20)
+    assert bins["count"].sum() == 300
+    full = bins[bins["count"] > 0]
+    ece = (full["count"] / 300 * (full["accuracy"] - full["confidence"]).abs()).sum()
+    assert ece == pytest.approx(metrics.ece(conf, corr, 20))
+
+
+def test_accuracy_and_coverage():
+    assert metrics.accuracy([1, 2, 3, 4], [1, 2, 0, 0]) == 0.5
+    assert metrics.coverage(torch.tensor([0, 0, 2, 0])) == 0.75
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="n_bins >= 1, got 0"):
+        metrics.ece([0.5], [1], n_bins=0)
+    with pytest.raises(ValueError, match="3 values but correct has 2"):
+        metrics.ece([0.1, 0.2, 0.3], [1, 0])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.ece([float("nan")], [1])
