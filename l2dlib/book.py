@@ -51,7 +51,7 @@ def build(*, profile: str = "quick", output: Path = REPO / "book", results_dir: 
     if stage.exists():
         shutil.rmtree(stage)
     shutil.copytree(book_dir, stage, ignore=shutil.ignore_patterns("_build", "figures", ".ipynb_checkpoints"))
-    shutil.copytree(_mathjax_dir(), stage / "_static" / "mathjax")
+    shutil.copytree(_mathjax_dir(), stage / "_mathjax" / "mathjax")  # see _config.yml
     params = {"profile": profile, "results_dir": str(results_dir), "figures_dir": str(stage / "figures"),
               "seeds": seeds}
     for nb in NOTEBOOKS:

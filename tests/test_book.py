@@ -1,0 +1,116 @@
+"""The book end to end: every notebook executed by papermill with the smoke profile, the
+HTML built with warnings as errors, and each page opened in headless Chromium."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("papermill")
+
+from l2dlib import book  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# What the machines here need to run Chromium as root without a network (see README).
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHECK_SCRIPT = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const imgs = [...document.images].filter(i => i.closest('figure, .cell_output'));
+  document.body.setAttribute('data-figures', JSON.stringify(imgs.map(i => [i.getAttribute('src'),
+    i.complete && i.naturalWidth > 0])));
+}, 0));
+</script></body>"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    html = book.build(profile="smoke", output=out, results_dir=out / "results", quiet=True)
+    return out, html
+
+
+def test_every_notebook_ran_without_errors(built):
+    out, _ = built
+    for name in book.NOTEBOOKS:
+        nb = nbformat.read(out / "_build" / "src" / name, as_version=4)
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        assert outputs, f"{name} has no outputs: was it executed?"
+        assert not [o for o in outputs if o.output_type == "error"], name
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells) or \
+            not any("parameters" in c.metadata.get("tags", []) for c in nb.cells), name
+
+
+def test_study_results_and_figures_were_written(built):
+    out, html = built
+    for study in ("increasing_experts", "expert_dependence"):
+        prov = json.loads((out / "results" / "mog" / f"{study}-smoke.json").read_text())
+        assert prov["profile"] == "smoke" and prov["num_rows"] > 0
+    for fig in ("figure3_mog.png", "figure1_ab_mog.png", "figure1_c_mog.png"):
+        assert (out / "_build" / "src" / "figures" / fig).stat().st_size > 10_000
+    for page in html.rglob("*.html"):
+        assert "unpkg.com" not in page.read_text(), f"{page} references thebe on a CDN"
+
+
+class _Text(HTMLParser):
+    """Visible text, without scripts, styles and code blocks."""
+
+    SKIP = {"script", "style", "pre"}
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.parts = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        self.depth += tag in self.SKIP
+
+    def handle_endtag(self, tag):
+        self.depth -= tag in self.SKIP
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.parts.append(data)
+
+
+def _render(page: Path) -> str:
+    probe = page.with_name(f"_probe_{page.name}")
+    probe.write_text(page.read_text().replace("</body>", CHECK_SCRIPT, 1))
+    proc = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={probe.parent / '.chromium'}",
+         "--virtual-time-budget=20000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    probe.unlink()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.parametrize("page", ["intro.html", "derivations.html", "reproducibility.html",
+                                  "notebooks/00_mog_dataset.html", "notebooks/01_increasing_experts.html",
+                                  "notebooks/02_expert_dependence.html"])
+def test_page_reads_correctly_offline_in_chromium(built, page):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (.ci/run installs it)")
+        pytest.skip("chromium is not installed: apt-get install chromium")
+    _, html = built
+    dom = _render(html / page)
+    assert not re.search(r'<(script|img)[^>]+src="https?://|<link[^>]+href="https?://', dom), \
+        f"{page} loads something from the internet"
+    text = _Text()
+    text.feed(dom)
+    visible = "".join(text.parts)
+    for raw in ("$$", "\\(", "\\)", "\\[", "\\]"):
+        assert raw not in visible, f"untypeset TeX {raw!r} on {page}"
+    if page in ("intro.html", "derivations.html", "notebooks/01_increasing_experts.html"):
+        assert "mathjax/MathJax.js" in dom and 'class="MathJax' in dom, f"no MathJax output on {page}"
+    figures = json.loads(re.search(r'data-figures="([^"]*)"', dom).group(1).replace("&quot;", '"'))
+    assert all(ok for _, ok in figures), f"figure images that did not load on {page}: {figures}"
+    if page.startswith("notebooks/"):
+        assert figures, f"no figure on {page}"
