@@ -1,0 +1,58 @@
+"""Datasets as device-resident tensors, split into train / val / test."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+SPLITS = ("train", "val", "test")
+DATASETS = ("mog", "cifar10")
+
+
+@dataclass
+class Dataset:
+    """Features and labels per split. ``x[split]`` is [N, ...], ``y[split]`` is [N] int64.
+
+    ``label`` names the data wherever it is shown (e.g. that a CIFAR-10 copy is
+    non-canonical); ``fingerprint`` is a sha256 of the bytes, recorded in provenance.
+    """
+
+    name: str
+    num_classes: int
+    x: dict[str, Tensor]
+    y: dict[str, Tensor]
+    label: str
+    fingerprint: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = fingerprint(*(t for s in SPLITS for t in (self.x[s], self.y[s])))
+
+    def to(self, device: str | torch.device) -> "Dataset":
+        return Dataset(
+            self.name,
+            self.num_classes,
+            {s: t.to(device) for s, t in self.x.items()},
+            {s: t.to(device) for s, t in self.y.items()},
+            self.label,
+            self.fingerprint,
+        )
+
+
+def fingerprint(*tensors: Tensor) -> str:
+    """sha256 over the raw bytes of the tensors, in order."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def split_indices(n: int, fractions: tuple[float, ...], seed: int) -> list[Tensor]:
+    """A seeded random partition of range(n) into parts of the given fractions (last takes the rest)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    sizes = [int(n * f) for f in fractions[:-1]]
+    sizes.append(n - sum(sizes))
+    return list(torch.split(perm, sizes))
