@@ -8,5 +8,6 @@ provenance), ``plots`` and ``theory`` (pointwise risks for the derivations).
 
 __version__ = "0.1.0"
 
-#: Methods (surrogate parameterizations) understood by losses and estimators.
-METHODS = ("softmax", "ova")
+#: Methods (surrogate parameterizations) understood by losses and estimators: the paper's
+#: two, and the asymmetric softmax of Cao et al. (2023), extended to J experts.
+METHODS = ("softmax", "ova", "asymmetric_softmax")

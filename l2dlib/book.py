@@ -22,6 +22,7 @@ NOTEBOOKS = (
     "notebooks/00_mog_dataset.ipynb",
     "notebooks/01_increasing_experts.ipynb",
     "notebooks/02_expert_dependence.ipynb",
+    "notebooks/04_beyond_the_paper.ipynb",
     "derivations.ipynb",
     "reproducibility.ipynb",
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .losses import check_method
+from .losses import asymmetric_logits, at_least_float32, check_method
 
 
 def expert_correctness(logits: Tensor, num_classes: int, method: str) -> Tensor:
@@ -21,21 +21,27 @@ def expert_correctness(logits: Tensor, num_classes: int, method: str) -> Tensor:
     The value is not capped: it exceeds 1 whenever g_perp_j beats logsumexp of the classes.
 
     ova (Eq. 3): sigmoid(g_perp_j), always in (0, 1).
+
+    asymmetric_softmax: e^{g_perp_j} / (e^{g_perp_j} + sum_k e^{g_k} - max_k e^{g_k})
+    (Cao et al., 2023, per expert), always in (0, 1).
     """
     check_method(method)
     _check_columns(logits, num_classes)
-    g = logits.float()
+    g = at_least_float32(logits)
     g_defer = g[..., num_classes:]
     if method == "softmax":
         return torch.exp(g_defer - torch.logsumexp(g[..., :num_classes], dim=-1, keepdim=True))
+    if method == "asymmetric_softmax":
+        return torch.sigmoid(asymmetric_logits(g, num_classes))
     return torch.sigmoid(g_defer)
 
 
 def defer(logits: Tensor, num_classes: int) -> Tensor:
     """Rejector r(x) [N]: 0 = the classifier predicts, j in 1..J = defer to expert j.
 
-    Defers to argmax_j g_perp_j when it beats max_k g_k. Both softmax and sigmoid are
-    monotone in the score, so the same rule serves both methods.
+    Defers to argmax_j g_perp_j when it beats max_k g_k. Softmax and sigmoid are monotone
+    in the score, so the same rule serves softmax and OvA; for the asymmetric softmax,
+    g_perp_j > max_k g_k is exactly psi_j > max_k softmax_K(g)_k (Cao et al., 2023).
     """
     _check_columns(logits, num_classes)
     best_class = logits[..., :num_classes].max(-1).values

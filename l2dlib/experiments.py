@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 
 from . import METHODS, estimators, metrics, results
 from .data import DATASETS, Dataset
@@ -49,8 +49,13 @@ INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.expe
 COLUMNS = [
     "study", "dataset", "profile", "method", "seed", "num_experts", "expert_p", "expert",
     "expert_kind", "ece", "system_accuracy", "classifier_accuracy", "coverage",
-    "frac_estimates_above_1", "mean_estimate", "expert_accuracy", "best_epoch", "data_label",
+    "frac_estimates_above_1", "mean_estimate", "expert_accuracy", "ece_10", "ece_30",
+    "ece_adaptive", "ece_uncapped", "brier", "best_epoch", "data_label",
 ]
+RELIABILITY_BINS = 20
+# Columns of the reliability-diagram tables (<study>-<profile>.reliability.csv).
+RELIABILITY_COLUMNS = ["study", "method", "seed", "num_experts", "expert_p", "expert", "expert_kind",
+                       "bin_lower", "bin_upper", "count", "confidence", "accuracy"]
 
 
 @dataclass(frozen=True)
@@ -176,26 +181,38 @@ def load_data(dataset: str, profile: Profile, device: torch.device) -> Dataset:
 
 
 def evaluate(logits: torch.Tensor, y: torch.Tensor, expert_preds: torch.Tensor, num_classes: int,
-             method: str) -> list[dict[str, Any]]:
-    """Per-expert rows of metrics on one split: logits [N, K+J], y [N], expert_preds [N, J]."""
-    estimates = estimators.expert_correctness(logits, num_classes, method)  # [N, J]
-    correct = expert_preds == y.unsqueeze(1)
+             method: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Metrics on one split: logits [N, K+J], y [N], expert_preds [N, J].
+
+    Returns one row per expert (ECE with 20 bins as in the paper, its variants, system
+    metrics) and one row per (expert, bin) for reliability diagrams.
+    """
+    estimates = estimators.expert_correctness(logits, num_classes, method).cpu()  # [N, J]
+    correct = (expert_preds == y.unsqueeze(1)).cpu()
     system = {
         "system_accuracy": metrics.accuracy(estimators.system_predictions(logits, expert_preds, num_classes), y),
         "classifier_accuracy": metrics.accuracy(logits[:, :num_classes].argmax(1), y),
         "coverage": metrics.coverage(estimators.defer(logits, num_classes)),
     }
-    return [
-        {
+    rows, bins = [], []
+    for j in range(expert_preds.shape[1]):
+        c, r = estimates[:, j], correct[:, j]
+        rows.append({
             "expert": j,
-            "ece": metrics.ece(estimates[:, j], correct[:, j]),
+            "ece": metrics.ece(c, r, RELIABILITY_BINS),
             **system,
-            "frac_estimates_above_1": float((estimates[:, j] > 1).float().mean()),
-            "mean_estimate": float(estimates[:, j].mean()),
-            "expert_accuracy": float(correct[:, j].float().mean()),
-        }
-        for j in range(expert_preds.shape[1])
-    ]
+            "frac_estimates_above_1": float((c > 1).float().mean()),
+            "mean_estimate": float(c.mean()),
+            "expert_accuracy": float(r.float().mean()),
+            "ece_10": metrics.ece(c, r, 10),
+            "ece_30": metrics.ece(c, r, 30),
+            "ece_adaptive": metrics.adaptive_ece(c, r, RELIABILITY_BINS),
+            "ece_uncapped": metrics.ece(c, r, RELIABILITY_BINS, cap=False),
+            "brier": metrics.brier(c, r),
+        })
+        diagram = metrics.reliability_bins(c, r, RELIABILITY_BINS)
+        bins += [{"expert": j, **b} for b in diagram.astype(object).where(diagram.notna(), None).to_dict("records")]
+    return rows, bins
 
 
 def _expert_tensor(cfgs: Sequence[RunConfig], data: Dataset, split: str, width: int) -> torch.Tensor:
@@ -208,8 +225,8 @@ def _expert_tensor(cfgs: Sequence[RunConfig], data: Dataset, split: str, width: 
 
 
 def _train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile,
-                 progress: bool) -> tuple[list[list[dict]], list[int]]:
-    """Train a batch of configurations as one stack; per-config rows and best epochs."""
+                 progress: bool) -> tuple[list[tuple[list[dict], list[dict]]], list[int]]:
+    """Train a batch of configurations as one stack; per config (rows, bins), and best epochs."""
     width = max(c.num_experts for c in cfgs)
     k = data.num_classes
     splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s, width)) for s in ("train", "val", "test")}
@@ -220,11 +237,10 @@ def _train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile,
                     seeds=[derive_seed(c.seed, ORDER_STREAM) for c in cfgs], config=profile.train,
                     progress=progress)
     logits = predict(model, data.x["test"], batch_size=profile.train.eval_batch_size)  # [M, N, C]
-    rows = []
-    for m, c in enumerate(cfgs):
-        rows.append(evaluate(logits[m, :, : k + c.num_experts], data.y["test"],
-                             splits["test"].experts[m, :, : c.num_experts], k, c.method))
-    return rows, history.best_epoch.tolist()
+    evaluated = [evaluate(logits[m, :, : k + c.num_experts], data.y["test"],
+                          splits["test"].experts[m, :, : c.num_experts], k, c.method)
+                 for m, c in enumerate(cfgs)]
+    return evaluated, history.best_epoch.tolist()
 
 
 def _batches(todo: list, size: int, parts: int) -> list[list]:
@@ -304,11 +320,12 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
     bar = tqdm(total=total, initial=total - len(todo), unit="config", disable=not progress,
                desc=f"{'+'.join(studies)} ({dataset}, {profile})")
     for batch, (rows, best_epochs, wall) in _train_all(todo, data, prof, dev, progress):
-        for (c, k), r, best in zip(batch, rows, best_epochs):
-            extra = {"best_epoch": best, "batch_size_models": len(batch), "batch_wall_seconds": wall,
-                     "device": results.device_name(dev), "data_fingerprint": data.fingerprint}
+        for (c, k), (r, b), best in zip(batch, rows, best_epochs):
+            extra = {"best_epoch": best, "bins": b, "batch_size_models": len(batch),
+                     "batch_wall_seconds": wall, "device": results.device_name(dev),
+                     "data_fingerprint": data.fingerprint}
             results.write_cached(paths[k], c.as_dict(prof), r, extra)
-            entries[k] = {"rows": r, "best_epoch": best}
+            entries[k] = {"rows": r, "bins": b, "best_epoch": best}
         bar.update(len(batch))
     bar.close()
 
@@ -323,6 +340,13 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
                 for c, k in pairs for row in entries[k]["rows"]
             ]
         )[COLUMNS]
+        reliability = pd.DataFrame(
+            [
+                {"study": c.study, "method": c.method, "seed": c.seed, "num_experts": c.num_experts,
+                 "expert_p": c.expert_p, "expert_kind": c.experts[b["expert"]].kind, **b}
+                for c, k in pairs for b in entries[k]["bins"]
+            ]
+        )[RELIABILITY_COLUMNS]
         provenance = {
             "results_version": results.RESULTS_VERSION, "study": study, "dataset": dataset,
             "profile": profile, "seeds": list(seeds), "methods": list(methods),
@@ -334,7 +358,7 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
             "wall_seconds_covers": list(studies), "command": " ".join(sys.argv),
             **results.environment(),
         }
-        results.write_table(results_dir, dataset, study, profile, table, provenance)
+        results.write_table(results_dir, dataset, study, profile, table, provenance, reliability)
         tables[study] = table
     return tables
 

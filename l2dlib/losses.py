@@ -25,6 +25,11 @@ def check_method(method: str) -> None:
         raise ValueError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
 
 
+def at_least_float32(logits: Tensor) -> Tensor:
+    """bf16/fp16 logits (from autocast) become float32; float64 stays float64."""
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+
+
 def expert_correct(y: Tensor, expert_preds: Tensor) -> Tensor:
     """c_j = I[m_j = y] as float32, [..., J]."""
     return (expert_preds == y.unsqueeze(-1)).to(torch.float32)
@@ -46,7 +51,7 @@ def _logsumexp_last(g: Tensor) -> Tensor:
 def _softmax_terms(logits: Tensor, y: Tensor, correct: Tensor) -> Tensor:
     # -log p_y - sum_j c_j log p_perp_j with log p = g - lse(g)
     #   = (1 + sum_j c_j) lse(g) - g_y - sum_j c_j g_perp_j
-    g = logits.float()
+    g = at_least_float32(logits)
     return (1 + correct.sum(-1)) * _logsumexp_last(g) - _linear_part(g, y, correct)
 
 
@@ -54,11 +59,38 @@ def _ova_terms(logits: Tensor, y: Tensor, correct: Tensor) -> Tensor:
     # phi[z] = softplus(-z) = softplus(z) - z, so every column costs softplus(g) and the
     # positive ones (the label, the correct experts) subtract their score:
     #   sum_all softplus(g) - g_y - sum_j c_j g_perp_j
-    g = logits.float()
+    g = at_least_float32(logits)
     return F.softplus(g).sum(-1) - _linear_part(g, y, correct)
 
 
-_TERMS = {"softmax": _softmax_terms, "ova": _ova_terms}
+def asymmetric_logits(logits: Tensor, num_classes: int) -> Tensor:
+    """z_j = g_perp_j - log(sum_k e^{g_k} - max_k e^{g_k}), [..., J] (classes k <= K).
+
+    The asymmetric softmax of Cao et al. (2023) gives the expert the probability
+    psi_perp = e^{g_perp} / (e^{g_perp} + sum_k e^{g_k} - max_k e^{g_k}) = sigmoid(z),
+    bounded in (0, 1). With J experts we give each expert its own such probability,
+    against the classes only (the original treats one expert).
+    """
+    g = at_least_float32(logits)
+    g_class = g[..., :num_classes]
+    # log(sum - max): log-sum-exp over the classes with the (first) largest one left out
+    top = torch.nn.functional.one_hot(g_class.argmax(-1), num_classes).to(torch.bool)
+    rest = torch.logsumexp(g_class.masked_fill(top, float("-inf")), dim=-1, keepdim=True)
+    return g[..., num_classes:] - rest
+
+
+def _asymmetric_softmax_terms(logits: Tensor, y: Tensor, correct: Tensor) -> Tensor:
+    # -log softmax_K(g)_y - sum_j [c_j log psi_j + (1 - c_j) log(1 - psi_j)], psi_j = sigmoid(z_j)
+    #   = lse_K(g) - g_y + sum_j [softplus(z_j) - c_j z_j]
+    num_classes = logits.shape[-1] - correct.shape[-1]
+    g = at_least_float32(logits)
+    g_class = g[..., :num_classes]
+    z = asymmetric_logits(g, num_classes)
+    class_nll = _logsumexp_last(g_class) - g_class.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    return class_nll + (F.softplus(z) - correct * z).sum(-1)
+
+
+_TERMS = {"softmax": _softmax_terms, "ova": _ova_terms, "asymmetric_softmax": _asymmetric_softmax_terms}
 assert set(_TERMS) == set(METHODS)
 
 
@@ -90,6 +122,16 @@ def softmax_loss(logits: Tensor, y: Tensor, expert_preds: Tensor) -> Tensor:
     logits [N, K+J], y [N], expert_preds [N, J].
     """
     return loss_terms(logits, y, expert_preds, "softmax").mean()
+
+
+def asymmetric_softmax_loss(logits: Tensor, y: Tensor, expert_preds: Tensor) -> Tensor:
+    """Asymmetric softmax surrogate (Cao et al., 2023; one binary term per expert), batch mean.
+
+    -log softmax_K(g)_y - sum_j [I[m_j = y] log psi_j + I[m_j != y] log(1 - psi_j)],
+    psi_j = e^{g_perp_j} / (e^{g_perp_j} + sum_k e^{g_k} - max_k e^{g_k}).
+    logits [N, K+J], y [N], expert_preds [N, J].
+    """
+    return loss_terms(logits, y, expert_preds, "asymmetric_softmax").mean()
 
 
 def ova_loss(logits: Tensor, y: Tensor, expert_preds: Tensor) -> Tensor:

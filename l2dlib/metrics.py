@@ -13,12 +13,7 @@ def _as_numpy(a) -> np.ndarray:
     return np.asarray(a)
 
 
-def _binned(confidence, correct, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-bin counts, summed confidences and summed correctness over ``n_bins`` equal-width bins.
-
-    Bin b holds confidences in [b/n, (b+1)/n); 1.0 goes in the last bin. Confidences are
-    capped at 1 (the softmax estimator can exceed it) and floored at 0.
-    """
+def _validated(confidence, correct, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"expected n_bins >= 1, got {n_bins!r}")
     conf = _as_numpy(confidence).astype(np.float64).ravel()
@@ -29,15 +24,26 @@ def _binned(confidence, correct, n_bins: int) -> tuple[np.ndarray, np.ndarray, n
         raise ValueError("expected at least one confidence value, got none")
     if np.isnan(conf).any():
         raise ValueError("confidence contains NaN")
-    conf = np.clip(conf, 0.0, 1.0)
-    idx = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    return conf, corr
+
+
+def _binned(confidence, correct, n_bins: int, cap: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin counts, summed confidences and summed correctness over ``n_bins`` equal-width bins.
+
+    Bin b holds confidences in [b/n, (b+1)/n); 1.0 goes in the last bin. Confidences are
+    clipped to [0, 1] for binning (the softmax estimator can exceed 1); with ``cap`` the
+    clipped values are also what is averaged, without it the raw ones.
+    """
+    conf, corr = _validated(confidence, correct, n_bins)
+    clipped = np.clip(conf, 0.0, 1.0)
+    idx = np.minimum((clipped * n_bins).astype(np.int64), n_bins - 1)
     count = np.bincount(idx, minlength=n_bins).astype(np.float64)
-    sum_conf = np.bincount(idx, weights=conf, minlength=n_bins)
+    sum_conf = np.bincount(idx, weights=clipped if cap else conf, minlength=n_bins)
     sum_corr = np.bincount(idx, weights=corr, minlength=n_bins)
     return count, sum_conf, sum_corr
 
 
-def ece(confidence, correct, n_bins: int = 20) -> float:
+def ece(confidence, correct, n_bins: int = 20, *, cap: bool = True) -> float:
     """Expected calibration error with equal-width bins, weighted by bin count.
 
     Parameters
@@ -48,6 +54,9 @@ def ece(confidence, correct, n_bins: int = 20) -> float:
         1 where the event happened (the expert was right), else 0.
     n_bins : int
         Number of equal-width bins on [0, 1].
+    cap : bool
+        Average the capped confidences (the paper's ECE). ``cap=False`` bins the same way
+        but averages the raw estimates, showing what the cap hides.
 
     Examples
     --------
@@ -57,8 +66,26 @@ def ece(confidence, correct, n_bins: int = 20) -> float:
     >>> round(ece([0.2, 0.2, 0.9, 1.7], [0, 1, 1, 1], n_bins=2), 6)
     0.175
     """
-    count, sum_conf, sum_corr = _binned(confidence, correct, n_bins)
+    count, sum_conf, sum_corr = _binned(confidence, correct, n_bins, cap)
     return float(np.abs(sum_corr - sum_conf).sum() / count.sum())
+
+
+def adaptive_ece(confidence, correct, n_bins: int = 20) -> float:
+    """ECE with equal-mass bins: the points sorted by (capped) confidence and cut into
+    ``n_bins`` groups of (nearly) equal size (Nixon et al., 2019)."""
+    conf, corr = _validated(confidence, correct, n_bins)
+    conf = np.clip(conf, 0.0, 1.0)
+    order = np.argsort(conf, kind="stable")
+    total = 0.0
+    for group in np.array_split(order, min(n_bins, conf.size)):
+        total += abs(corr[group].sum() - conf[group].sum())
+    return float(total / conf.size)
+
+
+def brier(confidence, correct) -> float:
+    """Brier score of the capped estimate: mean of (min(max(c, 0), 1) - correct)^2."""
+    conf, corr = _validated(confidence, correct, 1)
+    return float(np.mean((np.clip(conf, 0.0, 1.0) - corr) ** 2))
 
 
 def reliability_bins(confidence, correct, n_bins: int = 20) -> pd.DataFrame:

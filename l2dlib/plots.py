@@ -2,7 +2,8 @@
 
 Lines are the mean over seeds with a band of +-1 standard deviation across seeds; a
 seed's ECE is first averaged over its experts (Fig. 1 a, d and Fig. 2 a) or taken for
-the random expert alone (Fig. 1 c, f). Softmax is blue and OvA orange everywhere.
+the random expert alone (Fig. 1 c, f). Softmax is blue, OvA orange (as in the paper)
+and the asymmetric softmax green everywhere.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import seaborn as sns
 
 from .data import Dataset
 
-COLORS = {"softmax": "tab:blue", "ova": "tab:orange"}
-LABELS = {"softmax": "Softmax", "ova": "OvA"}
+COLORS = {"softmax": "tab:blue", "ova": "tab:orange", "asymmetric_softmax": "tab:green"}
+LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric softmax"}
 CLUSTER_COLORS = ("tab:purple", "tab:green", "tab:red", "tab:olive")
 
 
@@ -56,6 +57,38 @@ def random_expert_ece(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
     """Fig. 1 (c, f): the random expert's ECE against the other experts' correctness p."""
     _lines(per_seed(table, "expert_p", "ece", expert_kind="random"), "expert_p", "ece", ax,
            "correctness probability p of the other experts", "ECE of the random expert")
+    return ax
+
+
+def frac_above_one(table: pd.DataFrame, x: str, ax: plt.Axes, xlabel: str) -> plt.Axes:
+    """How often the softmax estimate (Eq. 2) exceeds 1 on the test split, against ``x``."""
+    data = per_seed(table[table["method"] == "softmax"], x, "frac_estimates_above_1")
+    return _lines(data, x, "frac_estimates_above_1", ax, xlabel, "fraction of estimates > 1")
+
+
+def metric_lines(table: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel: str,
+                 *, expert_kind: str | None = None) -> plt.Axes:
+    """Any per-expert column ``y`` (mean over experts, then seeds) against ``x``."""
+    return _lines(per_seed(table, x, y, expert_kind=expert_kind), x, y, ax, xlabel, ylabel)
+
+
+def reliability_diagram(bins: pd.DataFrame, ax: plt.Axes, *, title: str = "") -> plt.Axes:
+    """Observed frequency against mean estimate per bin, one line per method, pooled over
+    seeds (counts summed, means weighted by count); marker area shows the bin count."""
+    pooled = bins.assign(c_sum=bins["confidence"] * bins["count"], a_sum=bins["accuracy"] * bins["count"])
+    pooled = pooled.groupby(["method", "bin_lower"], as_index=False)[["count", "c_sum", "a_sum"]].sum()
+    pooled = pooled[pooled["count"] > 0]
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+    for method in [m for m in COLORS if m in set(pooled["method"])]:
+        d = pooled[pooled["method"] == method]
+        share = d["count"] / d["count"].sum()
+        ax.plot(d["c_sum"] / d["count"], d["a_sum"] / d["count"], color=COLORS[method], lw=1,
+                label=LABELS[method])
+        ax.scatter(d["c_sum"] / d["count"], d["a_sum"] / d["count"], s=10 + 400 * share,
+                   color=COLORS[method], alpha=0.6)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="estimated P(expert right) (capped)",
+           ylabel="observed frequency", title=title, aspect="equal")
+    ax.legend(frameon=False, fontsize="small")
     return ax
 
 

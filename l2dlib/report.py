@@ -16,6 +16,13 @@ def mean_by(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | N
     return per_seed(table, x, y, expert_kind=expert_kind).groupby(["method", x])[y].mean().unstack(0)
 
 
+def summary(table: pd.DataFrame, x: str, *, expert_kind: str | None = None) -> pd.DataFrame:
+    """ECE (of ``expert_kind`` experts, or averaged over all) and system accuracy, mean
+    over seeds, per ``x``; columns (metric, method)."""
+    return pd.concat({"ECE": mean_by(table, x, "ece", expert_kind=expert_kind),
+                      "system accuracy": mean_by(table, x, "system_accuracy")}, axis=1)
+
+
 def trend(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> dict:
     """Per method: value at the smallest and largest x, the least-squares slope over x,
     and the slope's standard error across seeds (slopes fitted per seed)."""
@@ -44,3 +51,31 @@ def describe_trend(t: dict, *, per: str) -> str:
     if abs(slope) <= 2 * se:
         return f"stays flat within noise ({slope:+.4f} ± {se:.4f} per {per})"
     return f"{'rises' if slope > 0 else 'falls'} ({slope:+.4f} ± {se:.4f} per {per})"
+
+
+ECE_VARIANTS = {
+    "ece_10": "ECE, 10 bins",
+    "ece": "ECE, 20 bins (the paper's)",
+    "ece_30": "ECE, 30 bins",
+    "ece_adaptive": "adaptive ECE, 20 equal-mass bins",
+    "ece_uncapped": "ECE, 20 bins, estimates not capped",
+    "brier": "Brier score (capped estimates)",
+}
+
+
+def method_ranking(table: pd.DataFrame, *, expert_kind: str | None = None,
+                   columns: dict[str, str] = ECE_VARIANTS) -> pd.DataFrame:
+    """Mean over seeds (of the mean over experts and configurations) of each calibration
+    metric per method, and the methods ranked from best (lowest) to worst."""
+    if expert_kind is not None:
+        table = table[table["expert_kind"] == expert_kind]
+    per_seed_means = table.groupby(["method", "seed"])[list(columns)].mean()
+    means = per_seed_means.groupby("method").mean().T
+    means.index = [columns[c] for c in means.index]
+    means["ranking (best first)"] = [" < ".join(row.sort_values().index) for _, row in means.iterrows()]
+    return means
+
+
+def ranking_is_stable(ranking: pd.DataFrame, rows: list[str]) -> bool:
+    """Whether the given rows of :func:`method_ranking` rank the methods identically."""
+    return ranking.loc[rows, "ranking (best first)"].nunique() == 1

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: reliability bins and ECE variants in every configuration
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -86,16 +86,25 @@ def write_cached(path: Path, config: dict[str, Any], rows: list[dict], extra: di
 
 
 def write_table(results_dir, dataset: str, study: str, profile: str, table: pd.DataFrame,
-                provenance: dict[str, Any]) -> tuple[Path, Path]:
+                provenance: dict[str, Any], reliability: pd.DataFrame) -> tuple[Path, Path]:
+    """The table, its reliability-diagram bins (``.reliability.csv``), then the provenance
+    (written last: its presence and row counts vouch for the other two)."""
     csv_path, json_path = table_paths(results_dir, dataset, study, profile)
     atomic_write_text(csv_path, table.to_csv(index=False))
+    atomic_write_text(csv_path.with_suffix(".reliability.csv"), reliability.to_csv(index=False))
+    provenance = provenance | {"num_reliability_rows": len(reliability)}
     atomic_write_text(json_path, json.dumps(provenance, indent=1, sort_keys=True))
     return csv_path, json_path
 
 
-def load_table(results_dir, dataset: str, study: str, profile: str) -> tuple[pd.DataFrame, dict]:
-    """A study table and its provenance; clear errors when missing, corrupt or outdated."""
+def load_table(results_dir, dataset: str, study: str, profile: str, *,
+               reliability: bool = False) -> tuple[pd.DataFrame, dict]:
+    """A study table (or, with ``reliability``, its reliability-diagram bins) and its
+    provenance; clear errors when missing, corrupt or outdated."""
     csv_path, json_path = table_paths(results_dir, dataset, study, profile)
+    expected_rows = "num_rows"
+    if reliability:
+        csv_path, expected_rows = csv_path.with_suffix(".reliability.csv"), "num_reliability_rows"
     hint = f"run `python -m l2dlib run {study} --dataset {dataset} --profile {profile}`"
     if not csv_path.exists() or not json_path.exists():
         raise FileNotFoundError(f"no results at {csv_path} (and .json): {hint}")
@@ -113,9 +122,9 @@ def load_table(results_dir, dataset: str, study: str, profile: str) -> tuple[pd.
         table = pd.read_csv(csv_path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ValueError(f"{csv_path} is corrupt ({err}): {hint} --force") from err
-    if len(table) != provenance.get("num_rows", len(table)):
+    if len(table) != provenance.get(expected_rows, len(table)):
         raise ValueError(
-            f"{csv_path} has {len(table)} rows but its provenance says {provenance['num_rows']} "
+            f"{csv_path} has {len(table)} rows but its provenance says {provenance[expected_rows]} "
             f"(truncated?): {hint} --force"
         )
     return table, provenance

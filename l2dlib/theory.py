@@ -9,6 +9,12 @@ and the expected OvA loss (logistic phi) is
 
     L_OvA(g) = sum_k [eta_k phi(g_k) + (1 - eta_k) phi(-g_k)]
              + sum_j [q_j phi(g_perp_j) + (1 - q_j) phi(-g_perp_j)].
+
+The asymmetric softmax (Cao et al., 2023, one binary term per expert) has
+
+    L_ASM(g) = - sum_k eta_k log softmax_K(g)_k
+               - sum_j [q_j log psi_j + (1 - q_j) log(1 - psi_j)],
+    psi_j = e^{g_perp_j} / (e^{g_perp_j} + sum_k e^{g_k} - max_k e^{g_k}).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import check_method
+from .losses import asymmetric_logits, check_method
 
 
 def pointwise_risk(g: Tensor, eta: Tensor, q: Tensor, method: str) -> Tensor:
@@ -28,6 +34,10 @@ def pointwise_risk(g: Tensor, eta: Tensor, q: Tensor, method: str) -> Tensor:
         logp = torch.log_softmax(g, -1)
         return -(eta * logp[..., :k]).sum(-1) - (q * logp[..., k:]).sum(-1)
     phi = lambda z: F.softplus(-z)  # noqa: E731
+    if method == "asymmetric_softmax":
+        z = asymmetric_logits(g, k)  # psi_j = sigmoid(z_j)
+        class_risk = -(eta * torch.log_softmax(g[..., :k], -1)).sum(-1)
+        return class_risk + (q * phi(z) + (1 - q) * phi(-z)).sum(-1)
     targets = torch.cat([eta, q], -1)
     return (targets * phi(g) + (1 - targets) * phi(-g)).sum(-1)
 
@@ -49,7 +59,8 @@ def minimise_pointwise_risk(eta: Tensor, q: Tensor, method: str, *, steps: int =
         risk.backward()
         return risk
 
-    opt.step(closure)
+    for _ in range(5):  # restarts: the asymmetric risk has a kink where the top class changes
+        opt.step(closure)
     return g.detach()
 
 
@@ -63,8 +74,8 @@ def check_equations(eta: Tensor, q: Tensor):
     """Minimise both pointwise risks and compare the minimisers with Eqs. 1-3.
 
     Returns a DataFrame with one row per expert: the true q_j, the softmax probability
-    p*_perp_j next to Eq. 1's q_j / (1 + sum q), and the estimates of Eq. 2 (softmax)
-    and Eq. 3 (OvA) read off the minimisers.
+    p*_perp_j next to Eq. 1's q_j / (1 + sum q), and the estimates of Eq. 2 (softmax),
+    Eq. 3 (OvA) and the asymmetric softmax read off the minimisers.
     """
     import pandas as pd
 
@@ -73,6 +84,7 @@ def check_equations(eta: Tensor, q: Tensor):
     k = eta.shape[-1]
     g_sm = minimise_pointwise_risk(eta, q, "softmax")
     g_ova = minimise_pointwise_risk(eta, q, "ova")
+    g_asm = minimise_pointwise_risk(eta, q, "asymmetric_softmax")
     p = torch.softmax(g_sm, -1)
     return pd.DataFrame({
         "q_j": q.double().numpy(),
@@ -80,11 +92,13 @@ def check_equations(eta: Tensor, q: Tensor):
         "Eq. 1: q_j / (1 + sum q)": softmax_optimum(eta.double(), q.double())[k:].numpy(),
         "Eq. 2 estimate": expert_correctness(g_sm.unsqueeze(0), k, "softmax")[0].double().numpy(),
         "Eq. 3 estimate": expert_correctness(g_ova.unsqueeze(0), k, "ova")[0].double().numpy(),
+        "asymmetric softmax estimate": expert_correctness(g_asm.unsqueeze(0), k, "asymmetric_softmax")[0]
+        .double().numpy(),
     })
 
 
 def shifted_estimates(g: Tensor, num_classes: int, shifts, expert: int = 0):
-    """Both estimators after adding ``shift`` to expert ``expert``'s deferral score of g.
+    """Eq. 2 and Eq. 3 after adding ``shift`` to expert ``expert``'s deferral score of g.
 
     Shows Eq. 2's tie across experts (every softmax estimate moves) and its degeneracy
     (estimates above 1), against Eq. 3 (only that expert's estimate moves).

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 
 from .losses import expert_correct, loss_terms_from_correct
 

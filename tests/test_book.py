@@ -53,7 +53,8 @@ def test_study_results_and_figures_were_written(built):
     for study in ("increasing_experts", "expert_dependence"):
         prov = json.loads((out / "results" / "mog" / f"{study}-smoke.json").read_text())
         assert prov["profile"] == "smoke" and prov["num_rows"] > 0
-    for fig in ("figure3_mog.png", "figure1_ab_mog.png", "figure1_c_mog.png"):
+    for fig in ("figure3_mog.png", "figure1_ab_mog.png", "figure1_c_mog.png", "reliability_mog.png",
+                "degeneracy_mog.png"):
         assert (out / "_build" / "src" / "figures" / fig).stat().st_size > 10_000
     for page in html.rglob("*.html"):
         assert "unpkg.com" not in page.read_text(), f"{page} references thebe on a CDN"
@@ -93,7 +94,7 @@ def _render(page: Path) -> str:
 
 @pytest.mark.parametrize("page", ["intro.html", "derivations.html", "reproducibility.html",
                                   "notebooks/00_mog_dataset.html", "notebooks/01_increasing_experts.html",
-                                  "notebooks/02_expert_dependence.html"])
+                                  "notebooks/02_expert_dependence.html", "notebooks/04_beyond_the_paper.html"])
 def test_page_reads_correctly_offline_in_chromium(built, page):
     if CHROMIUM is None:
         if os.environ.get("CI"):
@@ -108,7 +109,8 @@ def test_page_reads_correctly_offline_in_chromium(built, page):
     visible = "".join(text.parts)
     for raw in ("$$", "\\(", "\\)", "\\[", "\\]"):
         assert raw not in visible, f"untypeset TeX {raw!r} on {page}"
-    if page in ("intro.html", "derivations.html", "notebooks/01_increasing_experts.html"):
+    if page in ("intro.html", "derivations.html", "notebooks/01_increasing_experts.html",
+                "notebooks/04_beyond_the_paper.html"):
         assert "mathjax/MathJax.js" in dom and 'class="MathJax' in dom, f"no MathJax output on {page}"
     figures = json.loads(re.search(r'data-figures="([^"]*)"', dom).group(1).replace("&quot;", '"'))
     assert all(ok for _, ok in figures), f"figure images that did not load on {page}: {figures}"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import l2dlib.experiments as X
-from l2dlib import results
+from l2dlib import METHODS, results
 from l2dlib.__main__ import main
 
 REQUIRED = ["study", "dataset", "profile", "method", "seed", "num_experts", "expert_p", "expert",
@@ -21,7 +21,7 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "l2dlib", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("study,rows", [("increasing_experts", 2 * 36), ("expert_dependence", 2 * 5 * 4)])
+@pytest.mark.parametrize("study,rows", [("increasing_experts", 3 * 36), ("expert_dependence", 3 * 5 * 4)])
 def test_cli_runs_each_study_with_the_smoke_profile(tmp_path, study, rows):
     proc = cli("run", study, "--profile", "smoke", "--results-dir", str(tmp_path), "--quiet")
     assert proc.returncode == 0, proc.stderr
@@ -32,6 +32,11 @@ def test_cli_runs_each_study_with_the_smoke_profile(tmp_path, study, rows):
     for key in ("git_commit", "packages", "device", "data_fingerprint", "seeds", "wall_seconds"):
         assert key in prov
     assert prov["seeds"] == [0] and prov["num_rows"] == rows
+    assert set(table["method"]) == set(METHODS)
+    bins, _ = results.load_table(tmp_path, "mog", study, "smoke", reliability=True)
+    assert len(bins) == rows * X.RELIABILITY_BINS
+    per_expert = bins.groupby(["method", "seed", "num_experts", "expert_p", "expert"], dropna=False)["count"].sum()
+    assert (per_expert == per_expert.iloc[0]).all()  # every expert's bins hold the whole test split
     if study == "expert_dependence":
         assert set(table["expert_kind"]) == {"random", "probabilistic"}
         assert sorted(table["expert_p"].unique()) == [0.2, 0.4, 0.6, 0.8, 0.95]
@@ -71,8 +76,9 @@ def _smoke(tmp_path, **kw):
 
 def test_results_from_another_version_are_refused(tmp_path, monkeypatch):
     _smoke(tmp_path)
-    monkeypatch.setattr(results, "RESULTS_VERSION", results.RESULTS_VERSION + 1)
-    with pytest.raises(ValueError, match="was written by results version 1, this code is version 2"):
+    v = results.RESULTS_VERSION
+    monkeypatch.setattr(results, "RESULTS_VERSION", v + 1)
+    with pytest.raises(ValueError, match=f"was written by results version {v}, this code is version {v + 1}"):
         results.load_table(tmp_path, "mog", "increasing_experts", "smoke")
     # a cache entry claiming another version, under the current key
     monkeypatch.undo()
@@ -123,5 +129,5 @@ def test_interrupted_run_resumes_with_finished_configs(tmp_path, monkeypatch):
     assert not list(mog.rglob("*.tmp")) and not (mog / "increasing_experts-smoke.csv").exists()
     monkeypatch.setattr(X, "_train_batch", real)
     table = X.run_study("increasing_experts", "mog", "smoke", results_dir=tmp_path, progress=False)
-    assert len(table) == 2 * 36
-    assert json.loads((mog / "increasing_experts-smoke.json").read_text())["num_computed"] == 12
+    assert len(table) == 3 * 36
+    assert json.loads((mog / "increasing_experts-smoke.json").read_text())["num_computed"] == 3 * 8 - 4

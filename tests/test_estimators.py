@@ -36,6 +36,32 @@ def test_ova_is_sigmoid_of_deferral_score():
     torch.testing.assert_close(estimators.expert_correctness(logits, 2, "ova"), expected)
 
 
+def test_asymmetric_softmax_estimate_is_bounded_and_matches_its_formula():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(200, 7, generator=gen, dtype=torch.float64) * 6
+    est = estimators.expert_correctness(logits, 4, "asymmetric_softmax")
+    e = logits.exp()
+    rest = e[:, :4].sum(1, keepdim=True) - e[:, :4].max(1, keepdim=True).values
+    torch.testing.assert_close(est, e[:, 4:] / (e[:, 4:] + rest))
+    assert bool(((est > 0) & (est < 1)).all())
+    # the shared rejector rule: defer to j exactly when psi_j beats the top class probability
+    top_class = torch.softmax(logits[:, :4], 1).max(1).values
+    beats = (est.max(1).values > top_class)
+    assert torch.equal(estimators.defer(logits, 4) > 0, beats)
+
+
+def test_pointwise_minimisers_satisfy_eqs_1_to_3():
+    from l2dlib import theory
+
+    gen = torch.Generator().manual_seed(0)
+    eta = torch.softmax(torch.randn(5, generator=gen, dtype=torch.float64), 0)
+    q = torch.rand(3, generator=gen, dtype=torch.float64)
+    checks = theory.check_equations(eta, q)
+    for col in ("Eq. 2 estimate", "Eq. 3 estimate", "asymmetric softmax estimate"):
+        assert (checks[col] - checks["q_j"]).abs().max() < 1e-6, col
+    assert (checks["p*_perp_j (softmax minimiser)"] - checks["Eq. 1: q_j / (1 + sum q)"]).abs().max() < 1e-6
+
+
 def test_rejector_and_system_predictions():
     # K = 3, J = 2. Row 0: classifier wins (class 2). Row 1: expert 1 (index 0) wins.
     # Row 2: expert 2 wins. Row 3: tie between classifier and expert: classifier keeps it.

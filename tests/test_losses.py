@@ -32,6 +32,17 @@ def test_ova_loss_matches_formula():
     assert losses.ova_loss(*_as_tensors()).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_asymmetric_softmax_loss_matches_formula():
+    """Cao et al.'s asymmetric softmax, one binary term per expert, written out by hand."""
+    classes = [math.exp(v) for v in G[:3]]
+    total, top = sum(classes), max(classes)
+    expected = -math.log(classes[Y] / total)
+    for j, mj in enumerate(M):
+        psi = math.exp(G[3 + j]) / (math.exp(G[3 + j]) + total - top)
+        expected -= math.log(psi) if mj == Y else math.log(1 - psi)
+    assert losses.asymmetric_softmax_loss(*_as_tensors()).item() == pytest.approx(expected, rel=1e-6)
+
+
 @pytest.mark.parametrize("method", ["softmax", "ova"])
 def test_gradients_match_direct_autograd(method):
     """The rearranged losses give the same gradients as the textbook form."""
@@ -54,7 +65,7 @@ def test_gradients_match_direct_autograd(method):
     torch.testing.assert_close(g1.grad, g2.grad, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["softmax", "ova"])
+@pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax"])
 def test_padded_expert_changes_nothing(method):
     """A padded expert (prediction -1, logit masked to -1e4) leaves the loss unchanged."""
     g, y, m = _as_tensors()

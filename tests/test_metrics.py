@@ -52,6 +52,23 @@ def test_reliability_bins_reproduce_ece():
     assert ece == pytest.approx(metrics.ece(conf, corr, 20))
 
 
+def test_uncapped_ece_averages_raw_estimates():
+    # one bin [0.5, 1]: estimates 0.9 and 1.7 (binned as 1.0), both right.
+    assert metrics.ece([0.9, 1.7], [1, 1], n_bins=2) == pytest.approx(0.05)  # |1 - 0.95|
+    assert metrics.ece([0.9, 1.7], [1, 1], n_bins=2, cap=False) == pytest.approx(0.3)  # |1 - 1.3|
+
+
+def test_adaptive_ece_by_hand():
+    # 4 points, 2 equal-mass bins after sorting: {0.1, 0.3} and {0.6, 1.4->1.0}
+    conf, corr = [0.6, 0.1, 1.4, 0.3], [0, 0, 1, 1]
+    expected = (abs(1 - 0.4) + abs(1 - 1.6)) / 4
+    assert metrics.adaptive_ece(conf, corr, n_bins=2) == pytest.approx(expected)
+
+
+def test_brier_caps_estimates():
+    assert metrics.brier([1.5, 0.2], [1, 1]) == pytest.approx((0 + 0.64) / 2)
+
+
 def test_accuracy_and_coverage():
     assert metrics.accuracy([1, 2, 3, 4], [1, 2, 0, 0]) == 0.5
     assert metrics.coverage(torch.tensor([0, 0, 2, 0])) == 0.75

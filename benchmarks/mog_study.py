@@ -1,0 +1,68 @@
+"""Time both MoG studies, paper profile (130 models), from a cold results folder.
+
+Prints one table: the whole run (models stacked into batched matmuls, per-model early
+stopping, one worker process per core) against one model trained alone through the same
+loop in this process, so the speed-up is a ratio from one run. Then the ECE the run
+found, per method and number of experts, and the random expert's ECE per p.
+
+    .venv/bin/python benchmarks/mog_study.py [--profile paper] [--seeds 0 1 2 3 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import pandas as pd
+import torch
+
+from l2dlib import experiments as X
+from l2dlib import report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--seeds", type=int, nargs="+")
+    args = parser.parse_args()
+    studies = ("increasing_experts", "expert_dependence")
+
+    with tempfile.TemporaryDirectory() as cold:
+        t0 = time.perf_counter()
+        tables = X.run_studies(studies, "mog", args.profile, seeds=args.seeds, results_dir=cold, progress=False)
+        wall = time.perf_counter() - t0
+    models = sum(len(t.groupby(["method", "seed", "num_experts", "expert_p"], dropna=False)) for t in tables.values())
+
+    prof = X.get_profile("mog", args.profile)
+    data = X.load_data("mog", prof, torch.device("cpu"))
+    one = X.study_configs("increasing_experts", "mog", args.profile, seeds=[0], methods=["softmax"],
+                          num_experts=[8])
+    t0 = time.perf_counter()
+    X._train_batch(one, data, prof, progress=False)
+    alone = time.perf_counter() - t0
+
+    rows = [
+        ("both studies, stacked", models, models, wall, wall / models),
+        ("one model alone (same loop, J=8)", 1, 1, alone, alone),
+        ("one at a time, estimated", models, models, alone * models, alone),
+    ]
+    table = pd.DataFrame(rows, columns=["run", "configurations", "models trained", "wall s", "s per model"])
+    print(f"MoG studies, profile {args.profile}, {torch.get_num_threads()} torch threads, "
+          f"{prof.cpu_workers} worker processes")
+    print(table.round(3).to_string(index=False))
+    print(f"speed-up over one at a time: {alone * models / wall:.1f}x")
+
+    inc, dep = tables["increasing_experts"], tables["expert_dependence"]
+    print("\nECE averaged over experts, mean over seeds, by number of experts:")
+    print(report.mean_by(inc, "num_experts").round(4).to_string())
+    print("\nECE of the random expert, mean over seeds, by p:")
+    print(report.mean_by(dep, "expert_p", expert_kind="random").round(4).to_string())
+    for name, t, x, kind, per in (("increasing experts", inc, "num_experts", None, "expert"),
+                                  ("expert dependence (random expert)", dep, "expert_p", "random", "unit of p")):
+        for method, tr in report.trend(t, x, expert_kind=kind).items():
+            print(f"{name}, {method}: ECE {report.describe_trend(tr, per=per)}")
+
+
+if __name__ == "__main__":
+    main()
