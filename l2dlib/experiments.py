@@ -33,7 +33,7 @@ from . import METHODS, estimators, metrics, results
 from .data import DATASETS, Dataset
 from .experts import Expert, draw_predictions, oracle, probabilistic, random_expert, specialist
 from .losses import check_method
-from .models import MLP
+from .models import MLP, FastResNet, Stacked, WideResNet
 from .rng import derive_seed
 from .train import Split, TrainConfig, predict, train
 
@@ -67,6 +67,10 @@ class Profile:
     seeds: tuple[int, ...]
     train: TrainConfig
     num_points: int = 20_000  # MoG only
+    model: str = "mlp"  # mlp | fast_resnet | wide_resnet
+    model_options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of the model
+    synthetic: bool = False  # CIFAR-10 smoke: synthetic CIFAR-shaped images instead of the data
+    augment: bool = False  # random crop (4-pixel padding) and horizontal flip, on the device
     max_models_per_batch: int = 256  # models trained at once (MoG stacks them)
     # CPU worker processes, one thread each. Tiny models are memory-bound and use a second
     # core poorly from one process: two single-threaded workers train about 1.4x more
@@ -76,12 +80,29 @@ class Profile:
 
 _MOG_TRAIN = TrainConfig(max_epochs=50, batch_size=256, lr=0.1, momentum=0.9, nesterov=True,
                          weight_decay=5e-4, patience=20)
+_CIFAR = dict(dataset="cifar10", augment=True, max_models_per_batch=1, cpu_workers=1)
 _PROFILES = {
     ("mog", "smoke"): Profile("smoke", "mog", (0,), replace(_MOG_TRAIN, max_epochs=3, batch_size=64),
                               num_points=400, cpu_workers=1),
     ("mog", "quick"): Profile("quick", "mog", (0, 1, 2), _MOG_TRAIN),
     ("mog", "paper"): Profile("paper", "mog", (0, 1, 2, 3, 4), _MOG_TRAIN),
     ("mog", "faithful"): Profile("faithful", "mog", (0, 1, 2, 3, 4), _MOG_TRAIN),
+    # A tiny net on a few hundred synthetic images, one epoch: exercises the CIFAR path on a CPU.
+    ("cifar10", "smoke"): Profile(
+        "smoke", seeds=(0,), model="fast_resnet", model_options=(("widths", (8, 16, 16)),), synthetic=True,
+        train=TrainConfig(max_epochs=1, batch_size=64, lr=0.05, eval_batch_size=512), **_CIFAR),
+    # The fast residual net on the full data, on a GPU (bf16 autocast). Not yet run on a GPU:
+    # the schedule is the conventional one for ResNet-9-like nets and may need tuning.
+    ("cifar10", "paper"): Profile(
+        "paper", seeds=(0, 1, 2), model="fast_resnet",
+        train=TrainConfig(max_epochs=30, batch_size=512, lr=0.2, weight_decay=5e-4, patience=20,
+                          eval_batch_size=2000, amp=True), **_CIFAR),
+    # The paper's WideResNet-28-4 with the authors' defaults: batch 1024, Nesterov SGD lr 0.1,
+    # weight decay 5e-4, cosine over 100 epochs, early stopping look-ahead 20.
+    ("cifar10", "faithful"): Profile(
+        "faithful", seeds=(0, 1, 2), model="wide_resnet", model_options=(("depth", 28), ("widen", 4)),
+        train=TrainConfig(max_epochs=100, batch_size=1024, lr=0.1, weight_decay=5e-4, patience=20,
+                          eval_batch_size=2000, amp=True), **_CIFAR),
 }
 
 
@@ -91,7 +112,9 @@ def get_profile(dataset: str, profile: str) -> Profile:
     try:
         return _PROFILES[(dataset, profile)]
     except KeyError:
-        raise ValueError(f"profile {profile!r} is not defined for dataset {dataset!r}") from None
+        defined = ", ".join(p for d, p in _PROFILES if d == dataset)
+        raise ValueError(f"profile {profile!r} is not defined for dataset {dataset!r} (it has: {defined}; "
+                         "CIFAR-10 trains with paper or faithful on a GPU, smoke on a CPU)") from None
 
 
 def check_choice(what: str, value: str, choices: Sequence[str]) -> None:
@@ -115,7 +138,12 @@ class RunConfig:
     def as_dict(self, profile: Profile) -> dict[str, Any]:
         d = asdict(self)
         d["experts"] = [asdict(e) for e in self.experts]
-        d["settings"] = {"train": asdict(profile.train), "num_points": profile.num_points}
+        d["settings"] = {"train": asdict(profile.train), "model": profile.model,
+                         "model_options": dict(profile.model_options), "augment": profile.augment}
+        if self.dataset == "mog":
+            d["settings"]["num_points"] = profile.num_points
+        else:  # the train/val split of the official training set (data.cifar10 defaults)
+            d["settings"]["val_split"] = {"fraction": 0.1, "seed": 0, "synthetic": profile.synthetic}
         return d
 
 
@@ -172,12 +200,46 @@ def num_classes_of(dataset: str) -> int:
     return {"mog": 4, "cifar10": 10}[dataset]
 
 
-def load_data(dataset: str, profile: Profile, device: torch.device) -> Dataset:
+def load_data(dataset: str, profile: Profile, device: torch.device, data_dir: str | Path | None = None) -> Dataset:
+    """The profile's data on ``device`` (CIFAR-10 from ``data_dir``, see ``data.cifar10``)."""
     if dataset == "mog":
         from .data.mog import make_mog
 
         return make_mog(profile.num_points, standardize=True).to(device)
-    raise ValueError(f"dataset {dataset!r} has no loader yet")
+    from .data import cifar10
+
+    if profile.synthetic:
+        return cifar10.synthetic_cifar10().to(device)
+    return cifar10.load_cifar10(data_dir, device=device)
+
+
+def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> torch.nn.Module:
+    """The profile's model for a batch of configurations: one stacked MLP for MoG, one
+    network (wrapped to the trainer's [1, B, C] convention) for CIFAR-10."""
+    k = data.num_classes
+    device = data.x["train"].device
+    seeds = [derive_seed(c.seed, INIT_STREAM, c.num_experts) for c in cfgs]
+    if profile.model == "mlp":
+        return MLP([k + c.num_experts for c in cfgs], seeds=seeds,
+                   in_features=data.x["train"].shape[1]).to(device)
+    if len(cfgs) != 1:
+        raise ValueError(f"{profile.model} trains one configuration at a time, got {len(cfgs)}")
+    net_class = {"fast_resnet": FastResNet, "wide_resnet": WideResNet}[profile.model]
+    net = net_class(num_outputs=k + cfgs[0].num_experts, seed=seeds[0], **dict(profile.model_options))
+    memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
+    return Stacked(net.to(device, memory_format=memory_format))
+
+
+def _image_transforms(profile: Profile, device: torch.device):
+    """(preprocess, augment) for the trainer: CIFAR-10 normalisation (channels_last on a GPU)
+    and random crop + flip; nothing for MoG."""
+    if profile.dataset != "cifar10":
+        return None, None
+    from .data.cifar10 import augment, normalize
+
+    if device.type == "cuda":
+        return (lambda x: normalize(x).contiguous(memory_format=torch.channels_last)), (augment if profile.augment else None)
+    return normalize, (augment if profile.augment else None)
 
 
 def evaluate(logits: torch.Tensor, y: torch.Tensor, expert_preds: torch.Tensor, num_classes: int,
@@ -229,14 +291,15 @@ def _train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile,
     """Train a batch of configurations as one stack; per config (rows, bins), and best epochs."""
     width = max(c.num_experts for c in cfgs)
     k = data.num_classes
+    device = data.x["train"].device
     splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s, width)) for s in ("train", "val", "test")}
-    model = MLP([k + c.num_experts for c in cfgs],
-                seeds=[derive_seed(c.seed, INIT_STREAM, c.num_experts) for c in cfgs],
-                in_features=data.x["train"].shape[1]).to(data.x["train"].device)
+    model = build_model(cfgs, profile, data)
+    preprocess, augment = _image_transforms(profile, device)
     history = train(model, splits["train"], splits["val"], methods=[c.method for c in cfgs],
                     seeds=[derive_seed(c.seed, ORDER_STREAM) for c in cfgs], config=profile.train,
-                    progress=progress)
-    logits = predict(model, data.x["test"], batch_size=profile.train.eval_batch_size)  # [M, N, C]
+                    preprocess=preprocess, augment=augment, progress=progress)
+    logits = predict(model, data.x["test"], preprocess=preprocess, batch_size=profile.train.eval_batch_size,
+                     amp=profile.train.amp)  # [M, N, C]
     evaluated = [evaluate(logits[m, :, : k + c.num_experts], data.y["test"],
                           splits["test"].experts[m, :, : c.num_experts], k, c.method)
                  for m, c in enumerate(cfgs)]
@@ -256,14 +319,15 @@ def _train_timed(cfgs, data, profile, progress):
     return rows, best, time.perf_counter() - t0
 
 
-def _worker(cfgs: list[RunConfig], dataset: str, profile: Profile):
+def _worker(cfgs: list[RunConfig], profile: Profile):
+    """A CPU worker process (MoG): its own copy of the data, one thread."""
     torch.set_num_threads(1)
-    return _train_timed(cfgs, load_data(dataset, profile, torch.device("cpu")), profile, False)
+    return _train_timed(cfgs, load_data(profile.dataset, profile, torch.device("cpu")), profile, False)
 
 
 def _train_all(todo, data: Dataset, profile: Profile, device: torch.device, progress: bool):
     """Yield (batch, (rows, best epochs, wall seconds)) as batches finish."""
-    workers = profile.cpu_workers if device.type == "cpu" else 1
+    workers = profile.cpu_workers if device.type == "cpu" and profile.dataset == "mog" else 1
     workers = max(1, min(workers, len(todo)))
     batches = _batches(todo, profile.max_models_per_batch, workers)
     if workers == 1:
@@ -272,7 +336,7 @@ def _train_all(todo, data: Dataset, profile: Profile, device: torch.device, prog
         return
     ctx = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_worker, [c for c, _ in b], profile.dataset, profile): i
+        futures = {pool.submit(_worker, [c for c, _ in b], profile): i
                    for i, b in enumerate(batches)}
         try:
             for fut in concurrent.futures.as_completed(futures):
@@ -292,7 +356,7 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
                 seeds: Sequence[int] | None = None, methods: Sequence[str] = METHODS,
                 num_experts: Sequence[int] | None = None, expert_ps: Sequence[float] | None = None,
                 results_dir: str | Path = "results", force: bool = False, device: str = "cpu",
-                progress: bool = True) -> dict[str, pd.DataFrame]:
+                data_dir: str | Path | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Run (or reuse) every configuration of the studies and write each table and provenance.
 
     The studies' missing configurations are trained together (one pool of stacked models),
@@ -300,7 +364,7 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
     ``COLUMNS``) is written to ``<results_dir>/<dataset>/<study>-<profile>.csv`` with its
     provenance (``.json``) beside it. Interrupting loses at most the batches in training;
     the same call resumes. ``num_experts`` applies to the studies that vary J,
-    ``expert_ps`` to expert_dependence.
+    ``expert_ps`` to expert_dependence; ``data_dir`` holds CIFAR-10 (see ``data.cifar10``).
     """
     prof = get_profile(dataset, profile)
     seeds = tuple(prof.seeds if seeds is None else seeds)
@@ -308,7 +372,7 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
                               num_experts=num_experts, expert_ps=expert_ps) for s in studies}
     dev = resolve_device(device)
     started = time.perf_counter()
-    data = load_data(dataset, prof, dev)
+    data = load_data(dataset, prof, dev, data_dir)
     keyed = {s: [(c, results.config_key(c.as_dict(prof) | {"data": data.fingerprint})) for c in cfgs]
              for s, cfgs in grids.items()}
     paths = {k: results.cache_dir(results_dir, dataset, s, profile) / f"{k}.json"

@@ -1,4 +1,7 @@
-"""Models. ``MLP`` holds M independent small MLPs as stacked weights (one is the M=1 case).
+"""Models. ``MLP`` holds M independent small MLPs as stacked weights (one is the M=1 case);
+``WideResNet`` (the paper's) and ``FastResNet`` (the GPU profile's) are the CIFAR-10
+networks, mapping images float [B, 3, 32, 32] to scores [B, K+J]; they work in
+channels_last and under bf16 autocast and are initialised from an explicit ``seed``.
 
 Training many small MoG models at once is a batched matmul per layer instead of M
 Python-level forward passes; each model gets exactly its own gradient because the
@@ -95,3 +98,154 @@ class Stacked(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # [1, B, ...] -> [1, B, C]
         return self.model(x[0]).unsqueeze(0)
+
+
+# ---------------------------------------------------------------- CIFAR-10 networks
+
+OUTPUT_SCALE = 0.125  # FastResNet's fixed logit scale (ResNet-9's), the same in train and eval
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-widen (Zagoruyko & Komodakis, 2016), as in the authors' reference code.
+
+    A 3x3 conv to 16 channels, three groups of (depth - 4) / 6 pre-activation basic blocks
+    (BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3) of widths 16k, 32k, 64k with strides 1, 2, 2
+    and a 1x1 projection shortcut where the shape changes, then BN-ReLU, global average
+    pooling and a linear head with bias. Convs are bias-free with He (fan-out) init.
+
+    Parameters
+    ----------
+    depth : 6n + 4 (28 in the paper).
+    widen : width multiplier k (the paper's CIFAR-10 runs use 4).
+    num_outputs : scores per image (K + J).
+    dropout : between the two convs of each block (0 disables it).
+    seed : initialisation seed.
+
+    ``forward``: x float [B, 3, H, W] -> [B, num_outputs].
+    """
+
+    def __init__(self, depth: int = 28, widen: int = 4, num_outputs: int = 10,
+                 dropout: float = 0.0, *, seed: int = 0) -> None:
+        super().__init__()
+        if depth < 10 or (depth - 4) % 6:
+            raise ValueError(f"WideResNet depth must be 6n + 4 with n >= 1 (e.g. 16, 22, 28, 40), "
+                             f"got {depth}")
+        if widen < 1:
+            raise ValueError(f"expected widen >= 1, got {widen}")
+        n = (depth - 4) // 6
+        widths = [16, 16 * widen, 32 * widen, 64 * widen]
+        layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, padding=1, bias=False)]
+        for group, stride in enumerate((1, 2, 2)):
+            for i in range(n):
+                layers.append(_WideBlock(widths[group] if i == 0 else widths[group + 1],
+                                         widths[group + 1], stride if i == 0 else 1, dropout))
+        layers += [nn.BatchNorm2d(widths[3]), nn.ReLU(inplace=True),
+                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(widths[3], num_outputs)
+        _init(self, seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class _WideBlock(nn.Module):
+    """Pre-activation basic block. Where the shape changes, the projection shortcut takes
+    the block's pre-activated input (as in the reference code); otherwise the raw input."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.shortcut = (nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
+                         if stride != 1 or in_channels != out_channels else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = torch.relu(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(pre)
+        h = self.conv1(pre)
+        h = self.conv2(self.dropout(torch.relu(self.bn2(h))))
+        return h + skip
+
+
+class FastResNet(nn.Module):
+    """A small, fast CIFAR network after ResNet-9 (Page, 2018) with airbench94's widths.
+
+    A conv-BN-GELU stem at full resolution, then three groups that each halve the
+    resolution: conv3x3 -> maxpool2 -> BN -> GELU, plus a residual branch of two
+    conv3x3-BN-GELU; then global max pooling and a linear head with bias whose output is
+    multiplied by the fixed ``output_scale`` (default :data:`OUTPUT_SCALE`, which tempers
+    the large max-pooled features; constant in training and evaluation alike).
+
+    No label smoothing, test-time augmentation, or scale that changes at eval: the scores
+    are exactly what the head computes, so calibration is the network's own.
+
+    Parameters
+    ----------
+    num_outputs : scores per image (K + J).
+    widths : channels of the three groups; the stem uses the first (smaller widths give
+        the tiny network of the smoke profile).
+    output_scale : fixed multiplier of the head's output.
+    seed : initialisation seed.
+
+    ``forward``: x float [B, 3, H, W] (H, W divisible by 8) -> [B, num_outputs].
+    """
+
+    def __init__(self, num_outputs: int = 10, *, widths: tuple[int, int, int] = (64, 256, 256),
+                 output_scale: float = OUTPUT_SCALE, seed: int = 0) -> None:
+        super().__init__()
+        if len(widths) != 3 or min(widths) < 1:
+            raise ValueError(f"expected three positive widths, got {widths}")
+        self.stem = _conv_bn_gelu(3, widths[0])
+        self.groups = nn.Sequential(*(_FastGroup(c_in, c_out)
+                                      for c_in, c_out in zip((widths[0], *widths[:2]), widths)))
+        self.pool = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.head = nn.Linear(widths[2], num_outputs)
+        self.output_scale = output_scale
+        _init(self, seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.pool(self.groups(self.stem(x)))) * self.output_scale
+
+
+class _FastGroup(nn.Module):
+    """conv3x3 -> maxpool2 -> BN -> GELU, then h + (conv-BN-GELU)^2 (h): [B, C_in, H, W] ->
+    [B, C_out, H/2, W/2]."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                                  nn.MaxPool2d(2), nn.BatchNorm2d(out_channels), nn.GELU())
+        self.residual = nn.Sequential(_conv_bn_gelu(out_channels, out_channels),
+                                      _conv_bn_gelu(out_channels, out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.down(x)
+        return h + self.residual(h)
+
+
+def _conv_bn_gelu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.GELU())
+
+
+@torch.no_grad()
+def _init(model: nn.Module, seed: int) -> None:
+    """Re-initialise every parameter from one seeded generator (the constructors' own init
+    draws from the global random state): convs He normal (fan-out, as in the WRN reference
+    code), BN weight 1 and bias 0, linear weight U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's
+    default) and bias 0."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=g)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.in_features)
+            nn.init.uniform_(m.weight, -bound, bound, generator=g)
+            nn.init.zeros_(m.bias)

@@ -113,3 +113,51 @@ def save(fig: plt.Figure, path) -> None:
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130, bbox_inches="tight")
+
+
+def placeholder(ax: plt.Axes, message: str) -> plt.Axes:
+    """An empty panel that says why it is empty (never a stand-in curve)."""
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=9, color="0.35",
+            transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_color("0.8")
+    return ax
+
+
+def _panel(ax: plt.Axes, table: pd.DataFrame | None, draw, title: str, missing: str) -> None:
+    if table is None:
+        placeholder(ax, missing)
+    else:
+        draw(table, ax)
+    ax.set_title(title, fontsize=10)
+
+
+def figure1(mog_increasing: pd.DataFrame | None, mog_dependence: pd.DataFrame | None,
+            cifar_increasing: pd.DataFrame | None, cifar_dependence: pd.DataFrame | None,
+            *, labels: dict[str, str], missing: str) -> plt.Figure:
+    """Figure 1 as the paper's 2x3 grid: rows MoG and CIFAR-10; columns ECE against J,
+    system accuracy against J, the random expert's ECE against p. ``labels`` gives each
+    row's data label (shown in the row's titles); a missing table gets a placeholder panel
+    saying ``missing``."""
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    rows = (("mog", mog_increasing, mog_dependence), ("cifar10", cifar_increasing, cifar_dependence))
+    letters = iter("abcdef")
+    for r, (dataset, inc, dep) in enumerate(rows):
+        label = labels.get(dataset, dataset)
+        for c, (table, draw, what) in enumerate(((inc, ece_vs_experts, "ECE"),
+                                                  (inc, accuracy_vs_experts, "system accuracy"),
+                                                  (dep, random_expert_ece, "ECE of the random expert"))):
+            _panel(axes[r, c], table, draw, f"({next(letters)}) {what}\n{label}", missing)
+    fig.tight_layout()
+    return fig
+
+
+def figure2(cifar_specialized: pd.DataFrame | None, *, label: str, missing: str) -> plt.Figure:
+    """Figure 2: ECE (a) and system accuracy (b) against the number of specialised experts."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    _panel(axes[0], cifar_specialized, ece_vs_experts, f"(a) ECE\n{label}", missing)
+    _panel(axes[1], cifar_specialized, accuracy_vs_experts, f"(b) system accuracy\n{label}", missing)
+    fig.tight_layout()
+    return fig

@@ -79,3 +79,17 @@ def method_ranking(table: pd.DataFrame, *, expert_kind: str | None = None,
 def ranking_is_stable(ranking: pd.DataFrame, rows: list[str]) -> bool:
     """Whether the given rows of :func:`method_ranking` rank the methods identically."""
     return ranking.loc[rows, "ranking (best first)"].nunique() == 1
+
+
+def trend_sentences(table: pd.DataFrame, x: str, *, expert_kind: str | None = None, per: str,
+                    x_name: str) -> str:
+    """One sentence per method: the mean ECE at the smallest and largest ``x`` and the
+    verdict of :func:`describe_trend`."""
+    from .plots import LABELS
+
+    out = []
+    lo, hi = table[x].min(), table[x].max()
+    for method, t in trend(table, x, expert_kind=expert_kind).items():
+        out.append(f"{LABELS.get(method, method)}: {t['first']:.4f} at {x_name} = {lo:g}, "
+                   f"{t['last']:.4f} at {x_name} = {hi:g}; it {describe_trend(t, per=per)}.")
+    return " ".join(out)

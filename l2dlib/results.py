@@ -184,3 +184,13 @@ def provenance_table(results_dir) -> pd.DataFrame:
             "results version": p["results_version"], "created": p["created"],
         })
     return pd.DataFrame(rows)
+
+
+def find_table(results_dir, dataset: str, study: str, profile: str) -> tuple[pd.DataFrame | None, dict | str]:
+    """Like :func:`load_table`, but a missing table gives (None, the reason) instead of an
+    error, for pages that show committed results where they exist."""
+    try:
+        return load_table(results_dir, dataset, study, profile)
+    except FileNotFoundError:
+        return None, (f"No {dataset} results for profile '{profile}' exist yet: they need a GPU "
+                      f"(python -m l2dlib run {study} --dataset {dataset} --profile {profile} --device cuda).")

@@ -32,8 +32,15 @@ window.addEventListener('load', () => setTimeout(() => {
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """The book built with the smoke profile; CIFAR-10 smoke results exist for two of the
+    three CIFAR studies, so pages show both drawn panels and the 'no results yet' panel."""
+    from l2dlib.experiments import run_studies
+
     out = tmp_path_factory.mktemp("book")
-    html = book.build(profile="smoke", output=out, results_dir=out / "results", quiet=True)
+    run_studies(["increasing_experts", "expert_dependence"], "cifar10", "smoke",
+                results_dir=out / "results", progress=False)
+    html = book.build(profile="smoke", cifar_profile="smoke", output=out, results_dir=out / "results",
+                      quiet=True)
     return out, html
 
 
@@ -41,9 +48,10 @@ def test_every_notebook_ran_without_errors(built):
     out, _ = built
     for name in book.NOTEBOOKS:
         nb = nbformat.read(out / "_build" / "src" / name, as_version=4)
-        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-        assert outputs, f"{name} has no outputs: was it executed?"
-        assert not [o for o in outputs if o.output_type == "error"], name
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.get("execution_count") for c in code), f"{name}: not every cell was executed"
+        assert "papermill" in nb.metadata and nb.metadata.papermill.get("exception") is not True, name
+        assert not [o for c in code for o in c.get("outputs", []) if o.output_type == "error"], name
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells) or \
             not any("parameters" in c.metadata.get("tags", []) for c in nb.cells), name
 
@@ -54,8 +62,13 @@ def test_study_results_and_figures_were_written(built):
         prov = json.loads((out / "results" / "mog" / f"{study}-smoke.json").read_text())
         assert prov["profile"] == "smoke" and prov["num_rows"] > 0
     for fig in ("figure3_mog.png", "figure1_ab_mog.png", "figure1_c_mog.png", "reliability_mog.png",
-                "degeneracy_mog.png"):
+                "degeneracy_mog.png", "figure1_de_cifar10.png", "figure1_f_cifar10.png",
+                "figure2_cifar10.png", "figure1.png"):
         assert (out / "_build" / "src" / "figures" / fig).stat().st_size > 10_000
+    spec = (html / "notebooks" / "03_specialized_experts.html").read_text()
+    assert "No cifar10 results for profile" in spec  # said plainly, not faked
+    inc = (html / "notebooks" / "01_increasing_experts.html").read_text()
+    assert "synthetic CIFAR-10-shaped data" in inc  # the CIFAR data label travels to the page
     for page in html.rglob("*.html"):
         assert "unpkg.com" not in page.read_text(), f"{page} references thebe on a CDN"
 
@@ -92,9 +105,10 @@ def _render(page: Path) -> str:
     return proc.stdout
 
 
-@pytest.mark.parametrize("page", ["intro.html", "derivations.html", "reproducibility.html",
+@pytest.mark.parametrize("page", ["intro.html", "figures.html", "derivations.html", "reproducibility.html",
                                   "notebooks/00_mog_dataset.html", "notebooks/01_increasing_experts.html",
-                                  "notebooks/02_expert_dependence.html", "notebooks/04_beyond_the_paper.html"])
+                                  "notebooks/02_expert_dependence.html", "notebooks/03_specialized_experts.html",
+                                  "notebooks/04_beyond_the_paper.html"])
 def test_page_reads_correctly_offline_in_chromium(built, page):
     if CHROMIUM is None:
         if os.environ.get("CI"):
@@ -114,5 +128,5 @@ def test_page_reads_correctly_offline_in_chromium(built, page):
         assert "mathjax/MathJax.js" in dom and 'class="MathJax' in dom, f"no MathJax output on {page}"
     figures = json.loads(re.search(r'data-figures="([^"]*)"', dom).group(1).replace("&quot;", '"'))
     assert all(ok for _, ok in figures), f"figure images that did not load on {page}: {figures}"
-    if page.startswith("notebooks/"):
+    if page.startswith("notebooks/") or page == "figures.html":
         assert figures, f"no figure on {page}"

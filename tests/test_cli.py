@@ -42,6 +42,30 @@ def test_cli_runs_each_study_with_the_smoke_profile(tmp_path, study, rows):
         assert sorted(table["expert_p"].unique()) == [0.2, 0.4, 0.6, 0.8, 0.95]
 
 
+@pytest.mark.parametrize("study,rows", [("increasing_experts", 3 * 36), ("expert_dependence", 3 * 5 * 4),
+                                        ("specialized_experts", 3 * 15)])
+def test_cli_runs_each_cifar10_study_with_the_smoke_profile(tmp_path, study, rows):
+    proc = cli("run", study, "--dataset", "cifar10", "--profile", "smoke", "--results-dir", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    table, prov = results.load_table(tmp_path, "cifar10", study, "smoke")
+    assert len(table) == rows and set(table["method"]) == set(METHODS)
+    assert table["data_label"].str.startswith("synthetic CIFAR-10-shaped data").all()
+    assert prov["settings"]["model"] == "fast_resnet" and prov["data_label"] == table["data_label"][0]
+    if study == "specialized_experts":
+        assert set(table["expert_kind"]) == {"specialist"} and table["num_experts"].max() == 5
+
+
+def test_cifar10_without_data_names_both_ways_to_get_it(tmp_path, monkeypatch):
+    from l2dlib.data import cifar10
+
+    monkeypatch.setattr(cifar10, "download_cifar10", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(FileNotFoundError) as err:
+        X.run_study("increasing_experts", "cifar10", "paper", results_dir=tmp_path, data_dir=tmp_path / "none",
+                    progress=False)
+    assert "cifar-10-python.tar.gz" in str(err.value) and "to_batches.py" in str(err.value)
+    assert not (tmp_path / "cifar10").exists()
+
+
 def test_same_seed_twice_gives_identical_tables(tmp_path):
     args = ["run", "increasing_experts", "--profile", "smoke", "--num-experts", "1", "3", "--quiet"]
     assert main([*args, "--results-dir", str(tmp_path / "a")]) == 0
@@ -59,6 +83,7 @@ def test_same_seed_twice_gives_identical_tables(tmp_path):
     (["run", "increasing_experts", "--num-experts", "0"], "error: number of experts J must be >= 1, got 0"),
     (["run", "expert_dependence", "--expert-p", "0.5", "1.5"], "error: expert correctness probability p must lie in [0, 1], got 1.5"),
     (["run", "specialized_experts", "--num-experts", "3"], "error: specialized_experts on mog allows J <= 2"),
+    (["run", "specialized_experts", "--dataset", "cifar10", "--profile", "quick"], "error: profile 'quick' is not defined for dataset 'cifar10'"),
 ])
 def test_cli_rejects_bad_input_with_one_clear_line(tmp_path, args, message):
     proc = cli(*args, "--profile", "smoke", "--results-dir", str(tmp_path)) if "--profile" not in args \

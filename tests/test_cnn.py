@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from l2dlib.cnn import FastResNet, WideResNet
+from l2dlib.models import FastResNet, WideResNet
 
 
 def _num_params(model: torch.nn.Module) -> int:
