@@ -11,6 +11,7 @@ found, per method and number of experts, and the random expert's ECE per p.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 
@@ -25,12 +26,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--methods", nargs="+", default=["softmax", "ova"],
+                        help="the paper's two by default (130 models); add asymmetric_softmax for 195")
+    parser.add_argument("--batch", type=int, help="override the profile's models per batch")
     args = parser.parse_args()
     studies = ("increasing_experts", "expert_dependence")
 
+    if args.batch:
+        X._PROFILES["mog", args.profile] = dataclasses.replace(X.get_profile("mog", args.profile),
+                                                               max_models_per_batch=args.batch)
     with tempfile.TemporaryDirectory() as cold:
         t0 = time.perf_counter()
-        tables = X.run_studies(studies, "mog", args.profile, seeds=args.seeds, results_dir=cold, progress=False)
+        tables = X.run_studies(studies, "mog", args.profile, seeds=args.seeds, methods=args.methods,
+                               results_dir=cold, progress=False)
         wall = time.perf_counter() - t0
     models = sum(len(t.groupby(["method", "seed", "num_experts", "expert_p"], dropna=False)) for t in tables.values())
 
@@ -48,8 +56,9 @@ def main() -> None:
         ("one at a time, estimated", models, models, alone * models, alone),
     ]
     table = pd.DataFrame(rows, columns=["run", "configurations", "models trained", "wall s", "s per model"])
-    print(f"MoG studies, profile {args.profile}, {torch.get_num_threads()} torch threads, "
-          f"{prof.cpu_workers} worker processes")
+    print(f"MoG studies, profile {args.profile}, methods {' '.join(args.methods)}; {prof.cpu_workers} "
+          f"worker processes of 1 thread, batches of <= {prof.max_models_per_batch} models; "
+          f"the model alone: {torch.get_num_threads()} threads")
     print(table.round(3).to_string(index=False))
     print(f"speed-up over one at a time: {alone * models / wall:.1f}x")
 
