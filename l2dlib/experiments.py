@@ -289,8 +289,9 @@ def _expert_tensor(cfgs: Sequence[RunConfig], data: Dataset, split: str, width: 
 
 
 def _train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile,
-                 progress: bool) -> tuple[list[tuple[list[dict], list[dict]]], list[int]]:
-    """Train a batch of configurations as one stack; per config (rows, bins), and best epochs."""
+                 progress: bool) -> tuple[list[tuple[list[dict], list[dict]]], list[int], int]:
+    """Train a batch of configurations as one stack: per config (rows, bins), per config best
+    epoch, and the epochs the batch ran (until its last model stopped)."""
     width = max(c.num_experts for c in cfgs)
     k = data.num_classes
     device = data.x["train"].device
@@ -305,7 +306,7 @@ def _train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile,
     evaluated = [evaluate(logits[m, :, : k + c.num_experts], data.y["test"],
                           splits["test"].experts[m, :, : c.num_experts], k, c.method)
                  for m, c in enumerate(cfgs)]
-    return evaluated, history.best_epoch.tolist()
+    return evaluated, history.best_epoch.tolist(), history.epochs_run
 
 
 def _batches(todo: list, size: int, parts: int) -> list[list]:
@@ -322,8 +323,8 @@ def _batches(todo: list, size: int, parts: int) -> list[list]:
 
 def _train_timed(cfgs, data, profile, progress):
     t0 = time.perf_counter()
-    rows, best = _train_batch(cfgs, data, profile, progress)
-    return rows, best, time.perf_counter() - t0
+    rows, best, epochs = _train_batch(cfgs, data, profile, progress)
+    return rows, best, epochs, time.perf_counter() - t0
 
 
 def _worker(cfgs: list[RunConfig], profile: Profile):
@@ -333,7 +334,7 @@ def _worker(cfgs: list[RunConfig], profile: Profile):
 
 
 def _train_all(todo, data: Dataset, profile: Profile, device: torch.device, progress: bool):
-    """Yield (batch, (rows, best epochs, wall seconds)) as batches finish."""
+    """Yield (batch, (rows, best epochs, epochs run, wall seconds)) as batches finish."""
     workers = profile.cpu_workers if device.type == "cpu" and profile.dataset == "mog" else 1
     workers = max(1, min(workers, len(todo)))
     batches = _batches(todo, profile.max_models_per_batch, workers)
@@ -390,9 +391,10 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
     total = len(paths)
     bar = tqdm(total=total, initial=total - len(todo), unit="config", disable=not progress,
                desc=f"{'+'.join(studies)} ({dataset}, {profile})")
-    for batch, (rows, best_epochs, wall) in _train_all(todo, data, prof, dev, progress):
+    for batch, (rows, best_epochs, epochs_run, wall) in _train_all(todo, data, prof, dev, progress):
         for (c, k), (r, b), best in zip(batch, rows, best_epochs):
             extra = {"best_epoch": best, "bins": b, "batch_size_models": len(batch),
+                     "batch_epochs_run": epochs_run, "batch_training_examples": len(data.y["train"]),
                      "batch_wall_seconds": wall, "device": results.device_name(dev),
                      "data_fingerprint": data.fingerprint}
             results.write_cached(paths[k], c.as_dict(prof), r, extra)

@@ -81,15 +81,18 @@ def per_model_loss(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence
 
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, *, preprocess: Transform | None = None,
-            batch_size: int = 8192, amp: bool = False) -> Tensor:
-    """Logits [M, N, C] of every model on shared inputs x [N, ...], in eval mode, chunked."""
+            batch_size: int = 8192, amp: bool = False, models: Tensor | None = None) -> Tensor:
+    """Logits [M, N, C] of every model (or of the stacked ``models`` [M'] only) on shared
+    inputs x [N, ...], in eval mode, chunked."""
     was_training = model.training
     model.eval()
+    count = model.num_models if models is None else len(models)
     outs = []
     for chunk in torch.split(x, batch_size):
         xb = preprocess(chunk) if preprocess else chunk
+        xb = xb.unsqueeze(0).expand(count, *xb.shape)
         with _autocast(x.device, amp):
-            outs.append(model(xb.unsqueeze(0).expand(model.num_models, *xb.shape)).float())
+            outs.append((model(xb) if models is None else model(xb, models)).float())
     model.train(was_training)
     return torch.cat(outs, dim=1)
 
@@ -169,8 +172,10 @@ def train(
             sched.step()
 
         val_logits = predict(model, val_split.x, preprocess=preprocess,
-                             batch_size=config.eval_batch_size, amp=config.amp)
-        val_loss = per_model_loss(val_logits, val_y, val_correct, methods)
+                             batch_size=config.eval_batch_size, amp=config.amp, models=subset)
+        val_loss = torch.full((num_models,), math.inf, device=device)  # stopped models: no change
+        val_loss[active] = per_model_loss(val_logits, val_y[: len(active)],
+                                          val_correct if subset is None else val_correct[subset], run_methods)
         running = since_best < config.patience
         improved = running & (val_loss < best_loss)
         best_loss = torch.where(improved, val_loss, best_loss)
