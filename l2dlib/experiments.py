@@ -451,6 +451,15 @@ def study_table(study: str, dataset: str = "mog", profile: str = "quick", *, rec
     return results.load_table(results_dir, dataset, study, profile)
 
 
+def committed_table(study: str, dataset: str, profile: str, *, results_dir: str | Path = "results",
+                    recompute: bool = False, **kwargs) -> tuple[pd.DataFrame | None, dict | str]:
+    """A table a page shows where it exists: (table, provenance), or (None, why not).
+    With ``recompute`` the study is run first (CIFAR-10: on a GPU)."""
+    if recompute:
+        return study_table(study, dataset, profile, results_dir=results_dir, recompute=True, **kwargs)
+    return results.find_table(results_dir, dataset, study, profile)
+
+
 def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {device!r}: expected cpu or cuda")

@@ -115,9 +115,12 @@ def save(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=130, bbox_inches="tight")
 
 
-def placeholder(ax: plt.Axes, message: str) -> plt.Axes:
+NO_RESULTS = "no results yet\n(this needs a GPU run)"
+
+
+def placeholder(ax: plt.Axes, message: str = NO_RESULTS) -> plt.Axes:
     """An empty panel that says why it is empty (never a stand-in curve)."""
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=9, color="0.35",
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=10, color="0.35",
             transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -126,38 +129,45 @@ def placeholder(ax: plt.Axes, message: str) -> plt.Axes:
     return ax
 
 
-def _panel(ax: plt.Axes, table: pd.DataFrame | None, draw, title: str, missing: str) -> None:
-    if table is None:
-        placeholder(ax, missing)
-    else:
-        draw(table, ax)
-    ax.set_title(title, fontsize=10)
+# What each study contributes to the paper's figures: (draw, what the panel shows).
+STUDY_PANELS = {
+    "increasing_experts": ((ece_vs_experts, "ECE"), (accuracy_vs_experts, "system accuracy")),
+    "expert_dependence": ((random_expert_ece, "ECE of the random expert"),),
+    "specialized_experts": ((ece_vs_experts, "ECE"), (accuracy_vs_experts, "system accuracy")),
+}
 
 
-def figure1(mog_increasing: pd.DataFrame | None, mog_dependence: pd.DataFrame | None,
-            cifar_increasing: pd.DataFrame | None, cifar_dependence: pd.DataFrame | None,
-            *, labels: dict[str, str], missing: str) -> plt.Figure:
-    """Figure 1 as the paper's 2x3 grid: rows MoG and CIFAR-10; columns ECE against J,
-    system accuracy against J, the random expert's ECE against p. ``labels`` gives each
-    row's data label (shown in the row's titles); a missing table gets a placeholder panel
-    saying ``missing``."""
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    rows = (("mog", mog_increasing, mog_dependence), ("cifar10", cifar_increasing, cifar_dependence))
-    letters = iter("abcdef")
-    for r, (dataset, inc, dep) in enumerate(rows):
-        label = labels.get(dataset, dataset)
-        for c, (table, draw, what) in enumerate(((inc, ece_vs_experts, "ECE"),
-                                                  (inc, accuracy_vs_experts, "system accuracy"),
-                                                  (dep, random_expert_ece, "ECE of the random expert"))):
-            _panel(axes[r, c], table, draw, f"({next(letters)}) {what}\n{label}", missing)
+def study_panels(study: str, table: pd.DataFrame | None, axes, *, letters: str, label: str) -> None:
+    """Draw a study's panels on ``axes`` (titles "(letter) what" and the data label), or
+    placeholders that say no results exist when ``table`` is None."""
+    for ax, (draw, what), letter in zip(axes, STUDY_PANELS[study], letters):
+        if table is None:
+            placeholder(ax)
+        else:
+            draw(table, ax)
+        ax.set_title(f"({letter}) {what}\n{label}", fontsize=10)
+
+
+def study_figure(study: str, table: pd.DataFrame | None, *, letters: str, label: str) -> plt.Figure:
+    """One study's panels side by side (e.g. Figure 1 d-e, Figure 1 f, Figure 2 a-b)."""
+    count = len(STUDY_PANELS[study])
+    fig, axes = plt.subplots(1, count, figsize=(5 * count, 4), squeeze=False)
+    study_panels(study, table, axes[0], letters=letters, label=label)
     fig.tight_layout()
     return fig
 
 
-def figure2(cifar_specialized: pd.DataFrame | None, *, label: str, missing: str) -> plt.Figure:
-    """Figure 2: ECE (a) and system accuracy (b) against the number of specialised experts."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    _panel(axes[0], cifar_specialized, ece_vs_experts, f"(a) ECE\n{label}", missing)
-    _panel(axes[1], cifar_specialized, accuracy_vs_experts, f"(b) system accuracy\n{label}", missing)
+def figure1(mog_increasing: pd.DataFrame | None, mog_dependence: pd.DataFrame | None,
+            cifar_increasing: pd.DataFrame | None, cifar_dependence: pd.DataFrame | None,
+            *, labels: dict[str, str]) -> plt.Figure:
+    """Figure 1 as the paper's 2x3 grid: rows MoG and CIFAR-10; columns ECE against J,
+    system accuracy against J, the random expert's ECE against p. ``labels`` gives each
+    row's data label; a missing table gets placeholder panels."""
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    for row, dataset, inc, dep, letters in ((0, "mog", mog_increasing, mog_dependence, "abc"),
+                                             (1, "cifar10", cifar_increasing, cifar_dependence, "def")):
+        label = labels.get(dataset, dataset)
+        study_panels("increasing_experts", inc, axes[row, :2], letters=letters[:2], label=label)
+        study_panels("expert_dependence", dep, axes[row, 2:], letters=letters[2], label=label)
     fig.tight_layout()
     return fig

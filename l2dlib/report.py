@@ -93,3 +93,21 @@ def trend_sentences(table: pd.DataFrame, x: str, *, expert_kind: str | None = No
         out.append(f"{LABELS.get(method, method)}: {t['first']:.4f} at {x_name} = {lo:g}, "
                    f"{t['last']:.4f} at {x_name} = {hi:g}; it {describe_trend(t, per=per)}.")
     return " ".join(out)
+
+
+TREND_AXES = {  # study -> (x column, expert kind, unit of the slope, symbol)
+    "increasing_experts": ("num_experts", None, "expert", "J"),
+    "expert_dependence": ("expert_p", "random", "unit of p", "p"),
+    "specialized_experts": ("num_experts", None, "expert", "J"),
+}
+
+
+def describe_results(study: str, table: pd.DataFrame | None, info: dict | str, profile: str) -> str:
+    """Markdown for a page showing committed results: what data, profile, seeds and device
+    made them and each method's ECE trend; or why there are none (``info`` is then the
+    reason from :func:`l2dlib.results.find_table`)."""
+    if table is None:
+        return str(info)
+    x, kind, per, symbol = TREND_AXES[study]
+    return (f"Data: {info['data_label']}; profile `{profile}`, seeds {info['seeds']}, device {info['device']}. "
+            + trend_sentences(table, x, expert_kind=kind, per=per, x_name=symbol))

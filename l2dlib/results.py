@@ -187,10 +187,10 @@ def provenance_table(results_dir) -> pd.DataFrame:
 
 
 def find_table(results_dir, dataset: str, study: str, profile: str) -> tuple[pd.DataFrame | None, dict | str]:
-    """Like :func:`load_table`, but a missing table gives (None, the reason) instead of an
-    error, for pages that show committed results where they exist."""
+    """Like :func:`load_table`, but a missing table gives (None, the reason, in Markdown)
+    instead of an error, for pages that show committed results where they exist."""
     try:
         return load_table(results_dir, dataset, study, profile)
     except FileNotFoundError:
-        return None, (f"No {dataset} results for profile '{profile}' exist yet: they need a GPU "
-                      f"(python -m l2dlib run {study} --dataset {dataset} --profile {profile} --device cuda).")
+        return None, (f"No {dataset} results for profile `{profile}` exist yet: they need a GPU "
+                      f"(`python -m l2dlib run {study} --dataset {dataset} --profile {profile} --device cuda`).")

@@ -1,0 +1,46 @@
+"""The numbers and verdicts the book's prose states, on hand-made tables."""
+
+import pandas as pd
+import pytest
+
+from l2dlib import report
+
+
+def _table(slope_by_method, noise=((0.0, 0.001), (0.001, -0.001), (-0.001, 0.0))):
+    rows = []
+    for method, slope in slope_by_method.items():
+        for seed, (e0, e1) in enumerate(noise):
+            for j in (1, 2, 3, 4):
+                for expert, e in enumerate((e0, e1)):  # two experts, averaged per seed
+                    rows.append({"method": method, "seed": seed, "num_experts": j, "expert": expert,
+                                 "expert_kind": "oracle", "ece": 0.1 + slope * j + e, "system_accuracy": 0.9})
+    return pd.DataFrame(rows)
+
+
+def test_trend_recovers_slopes_and_endpoints():
+    t = report.trend(_table({"softmax": 0.02, "ova": 0.0}), "num_experts")
+    assert t["softmax"]["slope"] == pytest.approx(0.02)
+    assert t["softmax"]["first"] == pytest.approx(0.12) and t["softmax"]["last"] == pytest.approx(0.18)
+    assert t["ova"]["slope"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_describe_trend_verdicts():
+    t = report.trend(_table({"softmax": 0.02, "ova": 0.0, "asymmetric_softmax": -0.01}), "num_experts")
+    assert report.describe_trend(t["softmax"], per="expert").startswith("rises (+0.0200")
+    assert report.describe_trend(t["asymmetric_softmax"], per="expert").startswith("falls (-0.0100")
+    assert report.describe_trend(t["ova"], per="expert").startswith("stays flat within noise")
+
+
+def test_ranking_and_its_stability():
+    table = _table({"softmax": 0.02, "ova": 0.0})
+    for col in ("ece_10", "ece_30", "ece_adaptive", "ece_uncapped", "brier"):
+        table[col] = table["ece"]
+    table.loc[table.method == "ova", "ece_adaptive"] += 1.0  # make OvA worst under one binning
+    ranking = report.method_ranking(table)
+    assert ranking.loc["ECE, 20 bins (the paper's)", "ranking (best first)"] == "ova < softmax"
+    assert not report.ranking_is_stable(ranking, list(ranking.index[:4]))
+    assert report.ranking_is_stable(ranking, list(ranking.index[:3]))
+
+
+def test_describe_results_says_plainly_when_there_are_none():
+    assert report.describe_results("specialized_experts", None, "No results yet.", "paper") == "No results yet."
