@@ -25,8 +25,9 @@ test: $(STAMP)
 book: $(STAMP)
 	$(PY) -m l2dlib.book --profile $(PROFILE)
 
+# As root (containers, CI machines) Jupyter refuses to start without --allow-root.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=book/notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=book/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/mog_study.py

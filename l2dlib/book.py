@@ -36,13 +36,13 @@ def _mathjax_dir() -> Path:
     return Path(jupyter_server_mathjax.__file__).parent / "static"
 
 
-def execute_notebook(src: Path, dst: Path, parameters: dict, *, cwd: Path | None = None) -> None:
-    """Run one notebook with papermill, passing only the parameters it declares."""
+def execute_notebook(src: Path, dst: Path, parameters: dict) -> None:
+    """Run one notebook with papermill in its own folder, passing only the parameters it declares."""
     import papermill as pm
 
     declared = pm.inspect_notebook(str(src))
     params = {k: v for k, v in parameters.items() if k in declared}
-    pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(cwd or src.parent),
+    pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent),
                         kernel_name="python3", progress_bar=False, log_output=False)
 
 

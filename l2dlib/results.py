@@ -68,7 +68,8 @@ def read_cached(path: Path) -> dict[str, Any] | None:
     try:
         entry = json.loads(path.read_text())
         version = entry["results_version"]
-        entry["rows"]  # noqa: B018  (must be present)
+        for key in ("rows", "bins", "best_epoch"):  # what a study table is assembled from
+            entry[key]  # noqa: B018
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
         warnings.warn(f"ignoring unreadable cache file {path} ({err}); recomputing it", stacklevel=2)
         return None

@@ -2,9 +2,10 @@
 
 SGD with Nesterov momentum and weight decay, a per-step cosine learning-rate schedule,
 and per-model early stopping on the validation loss: a model stops after ``patience``
-epochs without improvement and gets its best-validation state back. Models that
-have stopped keep stepping with the rest (it is cheaper than slicing them out) but
-their best state is frozen, so the result equals training each model alone.
+epochs without improvement and gets its best-validation state back. Once a model of a
+stack has stopped it leaves the forward and backward passes (its weights still drift
+under momentum and weight decay, but its best state is frozen), so the result equals
+training each model alone, up to float rounding.
 """
 
 from __future__ import annotations
