@@ -127,7 +127,7 @@ def train(
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = config.max_epochs * steps_per_epoch
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          nesterov=config.nesterov, weight_decay=config.weight_decay)
+                          nesterov=config.nesterov, weight_decay=config.weight_decay, foreach=True)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
