@@ -402,7 +402,7 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
         bar.update(len(batch))
     bar.close()
 
-    tables = {}
+    tables, env = {}, results.environment()
     for study, pairs in keyed.items():
         table = pd.DataFrame(
             [
@@ -428,8 +428,7 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
             "device": results.device_name(dev), "data_label": data.label,
             "data_fingerprint": data.fingerprint,
             "wall_seconds": round(time.perf_counter() - started, 3),
-            "wall_seconds_covers": list(studies), "command": " ".join(sys.argv),
-            **results.environment(),
+            "wall_seconds_covers": list(studies), "command": " ".join(sys.argv), **env,
         }
         results.write_table(results_dir, dataset, study, profile, table, provenance, reliability)
         tables[study] = table

@@ -132,13 +132,15 @@ def load_table(results_dir, dataset: str, study: str, profile: str, *,
 
 
 def git_commit() -> str:
-    """The source tree's commit (with '+dirty' when it has uncommitted changes), or 'unknown'."""
+    """The source tree's commit (with '+dirty' when code has uncommitted changes), or 'unknown'."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        # Changed result files do not make the code dirty.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=root, capture_output=True, text=True,
+                               check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
