@@ -44,3 +44,21 @@ def test_ranking_and_its_stability():
 
 def test_describe_results_says_plainly_when_there_are_none():
     assert report.describe_results("specialized_experts", None, "No results yet.", "paper") == "No results yet."
+
+
+def test_below_all_others_counts_failed_classifiers():
+    table = _table({"softmax": 0.0, "ova": 0.0, "asymmetric_softmax": 0.0})
+    table["expert_p"] = None
+    bad = (table.method == "asymmetric_softmax") & (table.seed == 1) & (table.num_experts == 4)
+    table.loc[bad, "system_accuracy"] = 0.5
+    out = report.below_all_others(table, "asymmetric_softmax", "system_accuracy")
+    assert out == {"count": 1, "models": 12, "worst_other": 0.9}
+
+
+def test_describe_failures_states_what_the_numbers_say():
+    table = _table({"softmax": 0.0, "ova": 0.0, "asymmetric_softmax": 0.0})
+    table["expert_p"] = None
+    table["classifier_accuracy"] = 0.9
+    assert report.describe_failures(table, "asymmetric_softmax").startswith("None of the 12")
+    table.loc[(table.method == "asymmetric_softmax") & (table.seed == 0), "classifier_accuracy"] = 0.6
+    assert report.describe_failures(table, "asymmetric_softmax").startswith("In 4 of its 12 models")
