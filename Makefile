@@ -9,7 +9,7 @@ PROFILE ?= quick
 help:
 	@echo "make book       re-execute every notebook and build the HTML (book/_build/html/index.html)"
 	@echo "make test       run the test suite"
-	@echo "make lab        JupyterLab on book/notebooks with the project's kernel"
+	@echo "make lab        JupyterLab on book/ (study notebooks in book/notebooks) with the project's kernel"
 	@echo "make benchmark  time the MoG studies (benchmarks/mog_study.py)"
 	@echo "make clean      remove the environment, the built book and cached results"
 
@@ -27,7 +27,7 @@ book: $(STAMP)
 
 # As root (containers, CI machines) Jupyter refuses to start without --allow-root.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=book/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --notebook-dir=book $(if $(filter 0,$(shell id -u)),--allow-root)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/mog_study.py

@@ -1,7 +1,7 @@
 """Time both MoG studies, paper profile (130 models), from a cold results folder.
 
 Prints one table: the whole run (models stacked into batched matmuls, per-model early
-stopping, one worker process per core) against one model trained alone through the same
+stopping, two single-threaded worker processes) against one model trained alone through the same
 loop in this process, so the speed-up is a ratio from one run. Then the ECE the run
 found, per method and number of experts, and the random expert's ECE per p.
 

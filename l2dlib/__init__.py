@@ -1,7 +1,8 @@
-"""l2dlib: calibration of multi-expert learning to defer (softmax vs one-vs-all surrogates).
+"""l2dlib: calibration of multi-expert learning to defer (softmax, one-vs-all and
+asymmetric-softmax surrogates).
 
 Modules: ``losses`` (surrogates), ``estimators`` (Eqs. 2-3, rejector, system prediction),
-``experts`` (simulated experts), ``data`` (MoG), ``models``, ``train`` (one loop),
+``experts`` (simulated experts), ``data`` (MoG, CIFAR-10), ``models``, ``train`` (one loop),
 ``metrics`` (ECE and friends), ``experiments`` (the studies), ``results`` (cache and
 provenance), ``plots`` and ``theory`` (pointwise risks for the derivations).
 """

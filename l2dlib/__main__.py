@@ -9,7 +9,8 @@ import torch
 
 from . import METHODS
 from .data import DATASETS
-from .experiments import PROFILES, STUDIES, run_studies
+from .experiments import DEFAULT_PROFILE, PROFILES, STUDIES, run_studies
+from .results import table_paths
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -44,18 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
                           "(expert j an oracle on classes 2j, 2j+1), or all of them")
     run.add_argument("--dataset", choices=DATASETS, default="mog",
                      help="mog: the 2-D mixture of Gaussians; cifar10: CIFAR-10")
-    run.add_argument("--profile", choices=PROFILES, default="quick",
+    run.add_argument("--profile", choices=PROFILES,
                      help="smoke: tiny, for tests (CIFAR-10: synthetic images, CPU); quick: MoG "
                           "full data, 3 seeds (the book on a laptop); paper: the figures' setting "
                           "(MoG 5 seeds; CIFAR-10 a fast ResNet on a GPU, 3 seeds); faithful: the "
-                          "paper's own architecture and schedule (CIFAR-10 WideResNet-28-4)")
+                          "paper's own architecture and schedule (CIFAR-10 WideResNet-28-4). "
+                          "default: quick for mog, paper for cifar10")
     run.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                      help="study seeds (default: the profile's)")
     run.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                      help="surrogate parameterizations to compare")
     run.add_argument("--num-experts", type=int, nargs="+", metavar="J",
                      help="numbers of experts for increasing_experts / specialized_experts "
-                          "(default: 1..8 / 1..5)")
+                          "(default: 1..8 / 1..K/2, i.e. 1..5 on CIFAR-10, 1..2 on MoG)")
     run.add_argument("--expert-p", type=float, nargs="+", metavar="P",
                      help="expert_dependence: correctness probabilities of the three non-random "
                           "experts (default: 0.2 0.4 0.6 0.8 0.95)")
@@ -78,17 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     studies = (args.study,)
     if args.study == "all":  # the paper runs the specialised experts on CIFAR-10 only
         studies = STUDIES if args.dataset == "cifar10" else STUDIES[:2]
+    profile = args.profile or DEFAULT_PROFILE[args.dataset]
     device = args.device or ("cuda" if args.dataset == "cifar10" and torch.cuda.is_available() else "cpu")
     try:
         tables = run_studies(
-            studies, args.dataset, args.profile, seeds=args.seeds, methods=args.methods,
+            studies, args.dataset, profile, seeds=args.seeds, methods=args.methods,
             num_experts=args.num_experts, expert_ps=args.expert_p,
             results_dir=args.results_dir, force=args.force, device=device,
             data_dir=args.data_dir, progress=not args.quiet,
         )
         for study, table in tables.items():
-            path = f"{args.results_dir}/{args.dataset}/{study}-{args.profile}.csv"
-            print(f"{study}: {len(table)} rows -> {path}")
+            print(f"{study}: {len(table)} rows -> {table_paths(args.results_dir, args.dataset, study, profile)[0]}")
             print(table.groupby("method")[["ece", "system_accuracy"]].mean().round(4).to_string())
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

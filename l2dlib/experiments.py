@@ -17,6 +17,7 @@ Experts (see DESIGN.md and the book's introduction for what is pinned down):
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import multiprocessing
 import sys
 import time
@@ -40,7 +41,7 @@ from .train import Split, TrainConfig, predict, train
 STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
 PROFILES = ("smoke", "quick", "paper", "faithful")
 EXPERT_REGION = {"mog": (2, 3), "cifar10": (0, 1, 2, 3, 4)}
-DEFAULT_NUM_EXPERTS = {"increasing_experts": tuple(range(1, 9)), "specialized_experts": tuple(range(1, 6))}
+DEFAULT_NUM_EXPERTS = {"increasing_experts": tuple(range(1, 9))}  # specialists: 1..K/2
 DEFAULT_EXPERT_PS = (0.2, 0.4, 0.6, 0.8, 0.95)
 DEPENDENCE_NUM_EXPERTS = 4
 INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.experts)
@@ -80,7 +81,9 @@ class Profile:
     cpu_workers: int = 2
 
 
-_MOG_TRAIN = TrainConfig(max_epochs=50, batch_size=256, lr=0.1, momentum=0.9, nesterov=True,
+# lr 0.05: at 0.1, 8 of 195 paper-profile models lost most ReLUs in the first epochs and
+# kept a weak epoch-1-2 state; at 0.05 none of 195 did (measured; docs/decisions.md).
+_MOG_TRAIN = TrainConfig(max_epochs=50, batch_size=256, lr=0.05, momentum=0.9, nesterov=True,
                          weight_decay=5e-4, patience=20)
 _CIFAR = dict(dataset="cifar10", augment=True, max_models_per_batch=1, cpu_workers=1)
 _PROFILES = {
@@ -106,6 +109,9 @@ _PROFILES = {
         train=TrainConfig(max_epochs=100, batch_size=1024, lr=0.1, weight_decay=5e-4, patience=20,
                           eval_batch_size=2000, amp=True), **_CIFAR),
 }
+
+
+DEFAULT_PROFILE = {"mog": "quick", "cifar10": "paper"}
 
 
 def get_profile(dataset: str, profile: str) -> Profile:
@@ -156,7 +162,7 @@ def study_experts(study: str, dataset: str, num_classes: int, *, num_experts: in
         return tuple(oracle(EXPERT_REGION[dataset]) for _ in range(num_experts))
     if study == "expert_dependence":
         region = EXPERT_REGION[dataset]
-        return (random_expert(),) + tuple(probabilistic(region, expert_p) for _ in range(3))
+        return (random_expert(),) + tuple(probabilistic(region, expert_p) for _ in range(DEPENDENCE_NUM_EXPERTS - 1))
     if study == "specialized_experts":
         return tuple(specialist((2 * j, 2 * j + 1)) for j in range(num_experts))
     raise ValueError(f"unknown study {study!r}: expected one of {', '.join(STUDIES)}")
@@ -181,8 +187,9 @@ def study_configs(study: str, dataset: str, profile: str, *, seeds: Sequence[int
                 raise ValueError(f"expert correctness probability p must lie in [0, 1], got {p}")
         grid = [(DEPENDENCE_NUM_EXPERTS, p) for p in ps]
     else:
-        js = tuple(DEFAULT_NUM_EXPERTS[study] if num_experts is None else num_experts)
         limit = num_classes // 2 if study == "specialized_experts" else None
+        default = DEFAULT_NUM_EXPERTS[study] if limit is None else tuple(range(1, limit + 1))
+        js = tuple(default if num_experts is None else num_experts)
         for j in js:
             if j < 1:
                 raise ValueError(f"number of experts J must be >= 1, got {j}")
@@ -301,8 +308,8 @@ def _train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile,
     history = train(model, splits["train"], splits["val"], methods=[c.method for c in cfgs],
                     seeds=[derive_seed(c.seed, ORDER_STREAM) for c in cfgs], config=profile.train,
                     preprocess=preprocess, augment=augment, progress=progress)
-    logits = predict(model, data.x["test"], preprocess=preprocess, batch_size=profile.train.eval_batch_size,
-                     amp=profile.train.amp)  # [M, N, C]
+    # Test logits in float32 even when training used bf16: the estimates are what is measured.
+    logits = predict(model, data.x["test"], preprocess=preprocess, batch_size=profile.train.eval_batch_size)
     evaluated = [evaluate(logits[m, :, : k + c.num_experts], data.y["test"],
                           splits["test"].experts[m, :, : c.num_experts], k, c.method)
                  for m, c in enumerate(cfgs)]
@@ -333,10 +340,14 @@ def _worker(cfgs: list[RunConfig], profile: Profile):
     return _train_timed(cfgs, load_data(profile.dataset, profile, torch.device("cpu")), profile, False)
 
 
+def _worker_count(profile: Profile, device: torch.device, num_todo: int) -> int:
+    workers = profile.cpu_workers if device.type == "cpu" and profile.dataset == "mog" else 1
+    return max(1, min(workers, num_todo))
+
+
 def _train_all(todo, data: Dataset, profile: Profile, device: torch.device, progress: bool):
     """Yield (batch, (rows, best epochs, epochs run, wall seconds)) as batches finish."""
-    workers = profile.cpu_workers if device.type == "cpu" and profile.dataset == "mog" else 1
-    workers = max(1, min(workers, len(todo)))
+    workers = _worker_count(profile, device, len(todo))
     batches = _batches(todo, profile.max_models_per_batch, workers)
     if workers == 1:
         for batch in batches:
@@ -388,6 +399,7 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
     entries = {} if force else {k: e for k, path in paths.items() if (e := results.read_cached(path))}
     todo = [(c, k) for pairs in keyed.values() for c, k in pairs if k not in entries]
 
+    env = results.environment()
     total = len(paths)
     bar = tqdm(total=total, initial=total - len(todo), unit="config", disable=not progress,
                desc=f"{'+'.join(studies)} ({dataset}, {profile})")
@@ -395,14 +407,15 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
         for (c, k), (r, b), best in zip(batch, rows, best_epochs):
             extra = {"best_epoch": best, "bins": b, "batch_size_models": len(batch),
                      "batch_epochs_run": epochs_run, "batch_training_examples": len(data.y["train"]),
-                     "batch_wall_seconds": wall, "device": results.device_name(dev),
+                     "batch_wall_seconds": wall, "device": _device_description(dev, prof, todo),
+                     "git_commit": env["git_commit"],
                      "data_fingerprint": data.fingerprint}
             results.write_cached(paths[k], c.as_dict(prof), r, extra)
             entries[k] = {"rows": r, "bins": b, "best_epoch": best}
         bar.update(len(batch))
     bar.close()
 
-    tables, env = {}, results.environment()
+    tables = {}
     for study, pairs in keyed.items():
         table = pd.DataFrame(
             [
@@ -425,12 +438,17 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str = "qu
             "profile": profile, "seeds": list(seeds), "methods": list(methods),
             "num_configs": len(pairs), "num_computed": sum(1 for c, _ in todo if c.study == study),
             "num_rows": len(table), "settings": pairs[0][0].as_dict(prof)["settings"],
-            "device": results.device_name(dev), "data_label": data.label,
+            "device": _device_description(dev, prof, todo), "data_label": data.label,
             "data_fingerprint": data.fingerprint,
             "wall_seconds": round(time.perf_counter() - started, 3),
-            "wall_seconds_covers": list(studies), "command": " ".join(sys.argv), **env,
+            "wall_seconds_covers": list(studies), "command": _command(), **env,
         }
-        results.write_table(results_dir, dataset, study, profile, table, provenance, reliability)
+        keys_sha = hashlib.sha256(" ".join(sorted(k for _, k in pairs)).encode()).hexdigest()[:16]
+        provenance["config_keys_sha"] = keys_sha
+        if provenance["num_computed"] or not _same_table_on_disk(results_dir, dataset, study, profile, keys_sha):
+            # Rewrite only when something changed: a table assembled wholly from the cache
+            # keeps the provenance (commit, device, wall time) of the run that computed it.
+            results.write_table(results_dir, dataset, study, profile, table, provenance, reliability)
         tables[study] = table
     return tables
 
@@ -450,6 +468,27 @@ def study_table(study: str, dataset: str = "mog", profile: str = "quick", *, rec
     return results.load_table(results_dir, dataset, study, profile)
 
 
+def _same_table_on_disk(results_dir, dataset: str, study: str, profile: str, keys_sha: str) -> bool:
+    try:
+        _, provenance = results.load_table(results_dir, dataset, study, profile)
+    except (FileNotFoundError, ValueError):
+        return False
+    return provenance.get("config_keys_sha") == keys_sha
+
+
+def _command() -> str:
+    """How this run was started, as a command a reader could type (or the Python call)."""
+    if sys.argv and sys.argv[0].endswith(("__main__.py", "l2dlib")):
+        return "python -m l2dlib " + " ".join(sys.argv[1:])
+    return "l2dlib.experiments.run_studies (from Python or a notebook)"
+
+
+def _device_description(device: torch.device, profile: Profile, todo: list) -> str:
+    workers = _worker_count(profile, device, len(todo))
+    name = results.device_name(device) if workers == 1 else f"{results.device_name(device).split(',')[0]}, {workers} worker processes x 1 thread)"
+    return name
+
+
 def committed_table(study: str, dataset: str, profile: str, *, results_dir: str | Path = "results",
                     recompute: bool = False, **kwargs) -> tuple[pd.DataFrame | None, dict | str]:
     """A table a page shows where it exists: (table, provenance), or (None, why not).
@@ -463,5 +502,5 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {device!r}: expected cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but torch sees no CUDA GPU: use --device cpu")
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU: use device 'cpu' (--device cpu)")
     return torch.device(device)

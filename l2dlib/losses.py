@@ -1,14 +1,14 @@
 """Surrogate losses for multi-expert learning to defer.
 
-Both take ``logits`` [..., K+J] (K class scores g_1..g_K, then J deferral scores
+All take ``logits`` [..., K+J] (K class scores g_1..g_K, then J deferral scores
 g_perp_1..g_perp_J), labels ``y`` [...] and expert predictions ``expert_preds`` [..., J].
 A negative expert prediction marks a padded (absent) expert: it is never correct.
-Logs are natural. ``softmax_loss`` and ``ova_loss`` return the mean over all leading
-dimensions; ``loss_terms`` returns per-sample values and ``loss_terms_from_correct``
+Logs are natural. ``softmax_loss``, ``ova_loss`` and ``asymmetric_softmax_loss`` return
+the mean over all leading dimensions; ``loss_terms`` returns per-sample values and ``loss_terms_from_correct``
 takes the expert-correctness indicators c_j = I[m_j = y] directly (the trainer's path).
 
-Both losses are computed in a rearranged but exactly equal form that needs one
-reduction per row (see each function); tests check them against the paper's formulas.
+The losses are computed in rearranged but exactly equal forms with few reductions per
+row (see each function); tests check them against the written-out formulas.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def save(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=130, bbox_inches="tight")
 
 
-NO_RESULTS = "no results yet\n(this needs a GPU run)"
+NO_RESULTS = "no results yet\n(this needs a GPU run)"  # CIFAR-10 panels
 
 
 def placeholder(ax: plt.Axes, message: str = NO_RESULTS) -> plt.Axes:
@@ -137,12 +137,13 @@ STUDY_PANELS = {
 }
 
 
-def study_panels(study: str, table: pd.DataFrame | None, axes, *, letters: str, label: str) -> None:
+def study_panels(study: str, table: pd.DataFrame | None, axes, *, letters: str, label: str,
+                 missing: str = NO_RESULTS) -> None:
     """Draw a study's panels on ``axes`` (titles "(letter) what" and the data label), or
-    placeholders that say no results exist when ``table`` is None."""
+    placeholders saying ``missing`` when ``table`` is None."""
     for ax, (draw, what), letter in zip(axes, STUDY_PANELS[study], letters):
         if table is None:
-            placeholder(ax)
+            placeholder(ax, missing)
         else:
             draw(table, ax)
         ax.set_title(f"({letter}) {what}\n{label}", fontsize=10)
@@ -167,7 +168,8 @@ def figure1(mog_increasing: pd.DataFrame | None, mog_dependence: pd.DataFrame | 
     for row, dataset, inc, dep, letters in ((0, "mog", mog_increasing, mog_dependence, "abc"),
                                              (1, "cifar10", cifar_increasing, cifar_dependence, "def")):
         label = labels.get(dataset, dataset)
-        study_panels("increasing_experts", inc, axes[row, :2], letters=letters[:2], label=label)
-        study_panels("expert_dependence", dep, axes[row, 2:], letters=letters[2], label=label)
+        missing = NO_RESULTS if dataset == "cifar10" else "no results yet\n(run the study)"
+        study_panels("increasing_experts", inc, axes[row, :2], letters=letters[:2], label=label, missing=missing)
+        study_panels("expert_dependence", dep, axes[row, 2:], letters=letters[2], label=label, missing=missing)
     fig.tight_layout()
     return fig

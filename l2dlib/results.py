@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-RESULTS_VERSION = 2  # 2: reliability bins and ECE variants in every configuration
+RESULTS_VERSION = 3  # 2: reliability bins and ECE variants; 3: MoG lr 0.1 -> 0.05
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -195,5 +195,7 @@ def find_table(results_dir, dataset: str, study: str, profile: str) -> tuple[pd.
     try:
         return load_table(results_dir, dataset, study, profile)
     except FileNotFoundError:
-        return None, (f"No {dataset} results for profile `{profile}` exist yet: they need a GPU "
-                      f"(`python -m l2dlib run {study} --dataset {dataset} --profile {profile} --device cuda`).")
+        command = f"python -m l2dlib run {study} --dataset {dataset} --profile {profile}"
+        if dataset == "cifar10":
+            return None, f"No {dataset} results for profile `{profile}` exist yet: they need a GPU (`{command} --device cuda`)."
+        return None, f"No {dataset} results for profile `{profile}` exist yet (`{command}`)."

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -89,12 +90,14 @@ def predict(model: nn.Module, x: Tensor, *, preprocess: Transform | None = None,
     model.eval()
     count = model.num_models if models is None else len(models)
     outs = []
-    for chunk in torch.split(x, batch_size):
-        xb = preprocess(chunk) if preprocess else chunk
-        xb = xb.unsqueeze(0).expand(count, *xb.shape)
-        with _autocast(x.device, amp):
-            outs.append((model(xb) if models is None else model(xb, models)).float())
-    model.train(was_training)
+    try:
+        for chunk in torch.split(x, batch_size):
+            xb = preprocess(chunk) if preprocess else chunk
+            xb = xb.unsqueeze(0).expand(count, *xb.shape)
+            with _autocast(x.device, amp):
+                outs.append((model(xb) if models is None else model(xb, models)).float())
+    finally:
+        model.train(was_training)
     return torch.cat(outs, dim=1)
 
 
@@ -131,6 +134,9 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    if augment and num_models > 1:  # one augmentation stream would be shared by the stack
+        raise ValueError("augmentation is supported for one model at a time, got a stack of "
+                         f"{num_models}")
     aug_gen = torch.Generator(device=device).manual_seed(int(seeds[0])) if augment else None
 
     best_loss = torch.full((num_models,), math.inf, device=device)
@@ -149,45 +155,51 @@ def train(
                unit="epoch", leave=False, disable=not progress)
     active = list(range(num_models))  # models still training, in stack order
     epoch = 0
-    for epoch in bar:
-        model.train()
-        # Only models still training take part: stopped ones cost nothing (a subset of a
-        # stack is a slice of its weights; CIFAR's single model never needs one).
-        subset = None if len(active) == num_models else torch.tensor(active, device=device)
-        run_methods = [methods[m] for m in active]
-        offsets = row_offset if subset is None else row_offset[subset]
-        perms = torch.stack([torch.randperm(n, generator=gens[m]) for m in active]).to(device)
-        for idx in torch.split(perms, config.batch_size, dim=1):  # [M', B]
-            xb = train_split.x[idx]
-            if preprocess:
-                xb = preprocess(xb.flatten(0, 1)).unflatten(0, idx.shape)
-            if augment:
-                xb = augment(xb.flatten(0, 1), aug_gen).unflatten(0, idx.shape)
-            cb = correct_flat.index_select(0, (idx + offsets).flatten()).unflatten(0, idx.shape)
-            with _autocast(device, config.amp):
-                logits = model(xb) if subset is None else model(xb, subset)
-            loss = per_model_loss(logits.float(), train_split.y[idx], cb, run_methods).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+    try:
+        for epoch in bar:
+            model.train()
+            # Only models still training take part: stopped ones cost nothing (a subset of a
+            # stack is a slice of its weights; CIFAR's single model never needs one).
+            subset = None if len(active) == num_models else torch.tensor(active, device=device)
+            run_methods = [methods[m] for m in active]
+            offsets = row_offset if subset is None else row_offset[subset]
+            perms = torch.stack([torch.randperm(n, generator=gens[m]) for m in active]).to(device)
+            for idx in torch.split(perms, config.batch_size, dim=1):  # [M', B]
+                xb = train_split.x[idx]
+                if preprocess:
+                    xb = preprocess(xb.flatten(0, 1)).unflatten(0, idx.shape)
+                if augment:
+                    xb = augment(xb.flatten(0, 1), aug_gen).unflatten(0, idx.shape)
+                cb = correct_flat.index_select(0, (idx + offsets).flatten()).unflatten(0, idx.shape)
+                with _autocast(device, config.amp):
+                    logits = model(xb) if subset is None else model(xb, subset)
+                loss = per_model_loss(logits.float(), train_split.y[idx], cb, run_methods).sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
 
-        val_logits = predict(model, val_split.x, preprocess=preprocess,
-                             batch_size=config.eval_batch_size, amp=config.amp, models=subset)
-        val_loss = torch.full((num_models,), math.inf, device=device)  # stopped models: no change
-        val_loss[active] = per_model_loss(val_logits, val_y[: len(active)],
-                                          val_correct if subset is None else val_correct[subset], run_methods)
-        running = since_best < config.patience
-        improved = running & (val_loss < best_loss)
-        best_loss = torch.where(improved, val_loss, best_loss)
-        best_epoch = torch.where(improved, epoch, best_epoch)
-        since_best = torch.where(improved, 0, since_best + running.long())
-        _keep_best(best_state, model.state_dict(), improved)
-        active = (since_best < config.patience).nonzero().flatten().tolist()  # one host sync
-        bar.set_postfix(active=len(active))
-        if not active:
-            break
-    bar.close()
+            val_logits = predict(model, val_split.x, preprocess=preprocess,
+                                 batch_size=config.eval_batch_size, amp=config.amp, models=subset)
+            val_loss = torch.full((num_models,), math.inf, device=device)  # stopped models: no change
+            val_loss[active] = per_model_loss(val_logits, val_y[: len(active)],
+                                              val_correct if subset is None else val_correct[subset], run_methods)
+            running = since_best < config.patience
+            improved = running & (val_loss < best_loss)
+            best_loss = torch.where(improved, val_loss, best_loss)
+            best_epoch = torch.where(improved, epoch, best_epoch)
+            since_best = torch.where(improved, 0, since_best + running.long())
+            _keep_best(best_state, model.state_dict(), improved)
+            active = (since_best < config.patience).nonzero().flatten().tolist()  # one host sync
+            bar.set_postfix(active=len(active))
+            if not active:
+                break
+    finally:  # also on Ctrl-C: no stale bar in notebooks
+        bar.close()
+    never = (best_epoch == 0).nonzero().flatten().tolist()
+    if never:
+        warnings.warn(f"model(s) {never} never improved on the validation loss (non-finite?); "
+                      "their initial weights are kept", stacklevel=2)
     model.load_state_dict(best_state)
     return TrainHistory(best_epoch.cpu(), best_loss.cpu(), epoch)
 
