@@ -52,7 +52,7 @@ def test_below_all_others_counts_failed_classifiers():
     bad = (table.method == "asymmetric_softmax") & (table.seed == 1) & (table.num_experts == 4)
     table.loc[bad, "system_accuracy"] = 0.5
     out = report.below_all_others(table, "asymmetric_softmax", "system_accuracy")
-    assert out == {"count": 1, "models": 12, "worst_other": 0.9}
+    assert out == {"count": 1, "models": 12, "worst": 0.5, "worst_other": 0.9}
 
 
 def test_describe_failures_states_what_the_numbers_say():
@@ -61,4 +61,7 @@ def test_describe_failures_states_what_the_numbers_say():
     table["classifier_accuracy"] = 0.9
     assert report.describe_failures(table, "asymmetric_softmax").startswith("None of the 12")
     table.loc[(table.method == "asymmetric_softmax") & (table.seed == 0), "classifier_accuracy"] = 0.6
-    assert report.describe_failures(table, "asymmetric_softmax").startswith("In 4 of its 12 models")
+    text = report.describe_failures(table, "asymmetric_softmax")
+    assert text.startswith("In 4 of its 12 models") and text.endswith("trains less reliably here.")
+    table.loc[(table.method == "asymmetric_softmax") & (table.seed == 0), "classifier_accuracy"] = 0.895
+    assert report.describe_failures(table, "asymmetric_softmax").endswith("no sign of a training problem.")
