@@ -13,17 +13,10 @@ import pandas as pd
 import seaborn as sns
 
 from .data import Dataset
+from .report import LABELS, per_seed
 
 COLORS = {"softmax": "tab:blue", "ova": "tab:orange", "asymmetric_softmax": "tab:green"}
-LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric softmax"}
 CLUSTER_COLORS = ("tab:purple", "tab:green", "tab:red", "tab:olive")
-
-
-def per_seed(table: pd.DataFrame, x: str, y: str, *, expert_kind: str | None = None) -> pd.DataFrame:
-    """Mean of ``y`` over experts for each (method, seed, x); optionally one kind of expert."""
-    if expert_kind is not None:
-        table = table[table["expert_kind"] == expert_kind]
-    return table.groupby(["method", "seed", x], as_index=False)[y].mean()
 
 
 def _lines(data: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel: str) -> plt.Axes:

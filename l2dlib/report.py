@@ -8,7 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .plots import per_seed
+#: How each method is named in tables, sentences and legends.
+LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric softmax"}
+
+
+def per_seed(table: pd.DataFrame, x: str, y: str, *, expert_kind: str | None = None) -> pd.DataFrame:
+    """Mean of ``y`` over experts for each (method, seed, x); optionally one kind of expert."""
+    if expert_kind is not None:
+        table = table[table["expert_kind"] == expert_kind]
+    return table.groupby(["method", "seed", x], as_index=False)[y].mean()
 
 
 def mean_by(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> pd.DataFrame:
@@ -85,8 +93,6 @@ def trend_sentences(table: pd.DataFrame, x: str, *, expert_kind: str | None = No
                     x_name: str) -> str:
     """One sentence per method: the mean ECE at the smallest and largest ``x`` and the
     verdict of :func:`describe_trend`."""
-    from .plots import LABELS
-
     out = []
     lo, hi = table[x].min(), table[x].max()
     for method, t in trend(table, x, expert_kind=expert_kind).items():
