@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from l2dlib import experiments as X
+from l2dlib.profiles import get_profile
+from l2dlib.runner import run_studies
+from l2dlib.studies import STUDIES
 
 
 def main() -> None:
@@ -33,16 +35,16 @@ def main() -> None:
     parser.add_argument("--results-dir", help="keep the results here instead of a temporary folder")
     args = parser.parse_args()
 
-    X.get_profile("cifar10", args.profile)  # fail early on a bad profile
+    get_profile("cifar10", args.profile)  # fail early on a bad profile
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.results_dir or tmp)
         t0 = time.perf_counter()
-        tables = X.run_studies(X.STUDIES, "cifar10", args.profile, seeds=args.seeds, methods=args.methods,
+        tables = run_studies(STUDIES, "cifar10", args.profile, seeds=args.seeds, methods=args.methods,
                                results_dir=out, device=args.device, data_dir=args.data_dir, progress=True)
         wall = time.perf_counter() - t0
         label = next(iter(tables.values()))["data_label"].iloc[0]
         per_model = []
-        for study in X.STUDIES:
+        for study in STUDIES:
             for path in (out / "cifar10" / "cache" / f"{study}-{args.profile}").glob("*.json"):
                 entry = json.loads(path.read_text())
                 seconds = entry["batch_wall_seconds"]  # one model per batch on CIFAR-10

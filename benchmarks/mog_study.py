@@ -18,8 +18,10 @@ import time
 import pandas as pd
 import torch
 
-from l2dlib import experiments as X
 from l2dlib import report
+from l2dlib import runner as R
+from l2dlib.profiles import get_profile
+from l2dlib.studies import study_configs
 
 
 def main() -> None:
@@ -32,21 +34,21 @@ def main() -> None:
     args = parser.parse_args()
     studies = ("increasing_experts", "expert_dependence")
 
+    prof = get_profile("mog", args.profile)
     if args.batch:
-        X._PROFILES["mog", args.profile] = dataclasses.replace(X.get_profile("mog", args.profile),
-                                                               max_models_per_batch=args.batch)
+        prof = dataclasses.replace(prof, max_models_per_batch=args.batch)
     with tempfile.TemporaryDirectory() as cold:
         t0 = time.perf_counter()
-        tables = X.run_studies(studies, "mog", args.profile, seeds=args.seeds, methods=args.methods,
+        tables = R.run_studies(studies, "mog", prof, seeds=args.seeds, methods=args.methods,
                                results_dir=cold, progress=False)
         wall = time.perf_counter() - t0
     models = sum(len(t.groupby(["method", "seed", "num_experts", "expert_p"], dropna=False)) for t in tables.values())
 
     # A few configurations trained alone through the same loop (M = 1, this process's
-    # threads): their mean time, times the number of models, estimates a one-at-a-time run.
-    prof = X.get_profile("mog", args.profile)
-    data = X.load_data("mog", prof, torch.device("cpu"))
-    samples = [X.study_configs(study, "mog", args.profile, seeds=[0], methods=[method], **grid)[0]
+    # thread, as every MoG model): their mean time, times the number of models, estimates a
+    # one-at-a-time run.
+    data = R.load_data(prof, torch.device("cpu"))
+    samples = [study_configs(study, "mog", args.profile, seeds=[0], methods=[method], **grid)[0]
                for study, method, grid in (("increasing_experts", "softmax", {"num_experts": [1]}),
                                            ("increasing_experts", "softmax", {"num_experts": [8]}),
                                            ("increasing_experts", "ova", {"num_experts": [8]}),
@@ -54,7 +56,7 @@ def main() -> None:
     times = []
     for cfg in samples:
         t0 = time.perf_counter()
-        X._train_batch([cfg], data, prof, progress=False)
+        R.train_batch([cfg], data, prof)
         times.append(time.perf_counter() - t0)
     alone = sum(times) / len(times)
 
@@ -66,7 +68,7 @@ def main() -> None:
     table = pd.DataFrame(rows, columns=["run", "configurations", "models trained", "wall s", "s per model"])
     print(f"MoG studies, profile {args.profile}, methods {' '.join(args.methods)}; {prof.cpu_workers} "
           f"worker processes of 1 thread, batches of <= {prof.max_models_per_batch} models; "
-          f"the model alone: {torch.get_num_threads()} threads")
+          "the model alone: 1 thread")
     print(table.round(3).to_string(index=False))
     print(f"speed-up over one at a time: {alone * models / wall:.1f}x")
 

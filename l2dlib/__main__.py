@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-
-import torch
+import warnings
+from pathlib import Path
 
 from . import METHODS
 from .data import DATASETS
-from .experiments import DEFAULT_PROFILE, PROFILES, STUDIES, run_studies
+from .profiles import DEFAULT_PROFILE, PROFILES
 from .results import table_paths
+from .runner import run_studies
+from .studies import AXES, STUDIES
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -20,6 +23,24 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False) or "default:" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
+
+
+def _number(kind: type, test, expected: str):
+    """An argparse type whose error names what is expected (argparse adds the option)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    parse.__name__ = expected
+    return parse
+
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser()  # also for --results-dir=~/x, which no shell expands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,17 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run one study (or all) and write its result table",
         description=(
-            "Train every configuration of a study (reusing finished ones from the cache), "
-            "evaluate on the test split and write RESULTS_DIR/DATASET/STUDY-PROFILE.csv with "
-            "its provenance (.json) beside it. Interrupt with Ctrl-C at any time: the same "
-            "command resumes, reusing every configuration that finished."
+            "Train every configuration of a study (reusing finished ones from the cache and the "
+            "table), evaluate on the test split and write RESULTS_DIR/DATASET/STUDY-PROFILE.csv "
+            "with its provenance (.json) beside it; the table keeps every configuration it held. "
+            "Interrupt with Ctrl-C at any time: the same command resumes."
         ),
         formatter_class=_HelpFormatter,
     )
     run.add_argument("study", choices=(*STUDIES, "all"),
-                     help="which study: increasing_experts (J = 1..8 oracles), expert_dependence "
-                          "(one random expert beside three of quality p), specialized_experts "
-                          "(expert j an oracle on classes 2j, 2j+1), or all of them")
+                     help="which study: " + ", ".join(f"{s} ({a.summary})" for s, a in AXES.items())
+                          + ", or all of them")
     run.add_argument("--dataset", choices=DATASETS, default="mog",
                      help="mog: the 2-D mixture of Gaussians; cifar10: CIFAR-10")
     run.add_argument("--profile", choices=PROFILES,
@@ -50,29 +70,42 @@ def build_parser() -> argparse.ArgumentParser:
                           "full data, 3 seeds (the book on a laptop); paper: the figures' setting "
                           "(MoG 5 seeds; CIFAR-10 a fast ResNet on a GPU, 3 seeds); faithful: the "
                           "paper's own architecture and schedule (CIFAR-10 WideResNet-28-4). "
-                          "default: quick for mog, paper for cifar10")
-    run.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
-                     help="study seeds (default: the profile's)")
+                          f"default: {', '.join(f'{p} for {d}' for d, p in DEFAULT_PROFILE.items())}")
+    run.add_argument("--seeds", type=_number(int, lambda v: v >= 0, "a non-negative integer"), nargs="+",
+                     metavar="SEED", help="study seeds (default: the profile's)")
     run.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                      help="surrogate parameterizations to compare")
-    run.add_argument("--num-experts", type=int, nargs="+", metavar="J",
-                     help="numbers of experts for increasing_experts / specialized_experts "
-                          "(default: 1..8 / 1..K/2, i.e. 1..5 on CIFAR-10, 1..2 on MoG)")
-    run.add_argument("--expert-p", type=float, nargs="+", metavar="P",
+    run.add_argument("--num-experts", type=_number(int, lambda v: v >= 1, "an integer >= 1"), nargs="+",
+                     metavar="J", help="numbers of experts for increasing_experts / specialized_experts "
+                                       "(default: 1..8 / 1..K/2, i.e. 1..5 on CIFAR-10, 1..2 on MoG)")
+    run.add_argument("--expert-p", type=_number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+                     nargs="+", metavar="P",
                      help="expert_dependence: correctness probabilities of the three non-random "
                           "experts (default: 0.2 0.4 0.6 0.8 0.95)")
-    run.add_argument("--results-dir", default="results",
+    run.add_argument("--results-dir", type=_path, default=Path("results"),
                      help="where result tables, provenance and the cache go")
-    run.add_argument("--data-dir", metavar="DIR",
+    run.add_argument("--data-dir", type=_path, metavar="DIR",
                      help="CIFAR-10 folder holding cifar-10-batches-py/ (default: $L2D_DATA_DIR, else "
                           "./data); downloaded there when missing and the network allows")
     run.add_argument("--force", action="store_true",
-                     help="recompute every configuration even if cached")
+                     help="recompute the chosen configurations even if cached")
     run.add_argument("--device", choices=("cpu", "cuda"),
-                     help="where to train (default: cpu for mog, cuda for cifar10 when a GPU is "
-                          "visible, else cpu)")
+                     help="where to train (default: cpu for MoG; for the CIFAR-10 GPU profiles cuda, "
+                          "refused without a GPU unless --device cpu is given)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: finished batches are cached, workers stopped."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,24 +114,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.study == "all":  # the paper runs the specialised experts on CIFAR-10 only
         studies = STUDIES if args.dataset == "cifar10" else STUDIES[:2]
     profile = args.profile or DEFAULT_PROFILE[args.dataset]
-    device = args.device or ("cuda" if args.dataset == "cifar10" and torch.cuda.is_available() else "cpu")
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    show = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         tables = run_studies(
             studies, args.dataset, profile, seeds=args.seeds, methods=args.methods,
             num_experts=args.num_experts, expert_ps=args.expert_p,
-            results_dir=args.results_dir, force=args.force, device=device,
+            results_dir=args.results_dir, force=args.force, device=args.device,
             data_dir=args.data_dir, progress=not args.quiet,
         )
         for study, table in tables.items():
-            print(f"{study}: {len(table)} rows -> {table_paths(args.results_dir, args.dataset, study, profile)[0]}")
-            print(table.groupby("method")[["ece", "system_accuracy"]].mean().round(4).to_string())
-    except (ValueError, FileNotFoundError) as err:
+            path = table_paths(args.results_dir, args.dataset, study, profile)[0]
+            print(f"{study}: {len(table)} rows of this run -> {path}")
+            print(table.groupby("method", sort=False)[["ece", "system_accuracy"]].mean().round(4).to_string())
+    except (ValueError, OSError) as err:  # FileNotFoundError is an OSError
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished configurations are cached; run the same command to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        what = "terminated" if isinstance(err, Terminated) else "interrupted"
+        print(f"{what}: finished configurations are cached; run the same command to resume", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        warnings.showwarning = show
     return 0
 
 

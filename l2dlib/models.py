@@ -17,6 +17,18 @@ import torch
 from torch import Tensor, nn
 
 MASKED_LOGIT = -1e4  # for padded output columns: exp() underflows to 0, no inf*0 = NaN
+# Every per-model block of floats that elementwise kernels see spans a multiple of this many
+# values. CPU kernels run a vectorised main loop over the flattened tensor in steps of two
+# vectors (32 floats with AVX-512) and a scalar loop over the rest, and the scalar exp, FMA
+# etc. round differently: a model whose values straddled that boundary in a stack of M
+# would get other bits than alone. Aligned blocks put every value through the vector path
+# whatever M is (tested: a model alone equals it in any stack, bit for bit).
+ALIGN = 32
+
+
+def aligned(n: int) -> int:
+    """``n`` rounded up to a multiple of :data:`ALIGN`."""
+    return -(-n // ALIGN) * ALIGN
 
 
 class MLP(nn.Module):
@@ -26,11 +38,14 @@ class MLP(nn.Module):
     ----------
     num_outputs : int or sequence of int
         Outputs of each model (K+J). Models with fewer than the largest are zero-padded
-        and their extra logits are masked to a large negative number.
+        and their extra logits are masked to a large negative number (the runner stacks
+        models of equal J only, so padding never changes a model's rounding there).
     seeds : sequence of int
         One initialisation seed per model (so a stack of M equals M separate models).
     hidden, in_features : the architecture (the paper's MoG net is 2-32-16-8-(K+J)).
 
+    Each layer's weights and biases are stored as [M, S] with S a multiple of
+    :data:`ALIGN` (zero-padded; see there) and used as views [M, in, out] and [M, out].
     ``forward`` maps x [M, B, in] (or [B, in], shared by all models) to logits [M, B, C].
     """
 
@@ -46,8 +61,9 @@ class MLP(nn.Module):
         if len(outs) != len(seeds):
             raise ValueError(f"got {len(outs)} output sizes for {len(seeds)} seeds")
         sizes = [in_features, *hidden, max(outs)]
-        weights = [[] for _ in range(len(sizes) - 1)]
-        biases = [[] for _ in range(len(sizes) - 1)]
+        self.shapes = list(zip(sizes[:-1], sizes[1:]))  # (in, out) per layer
+        weights = [[] for _ in self.shapes]
+        biases = [[] for _ in self.shapes]
         for seed, out in zip(seeds, outs):
             g = torch.Generator().manual_seed(int(seed))
             true_sizes = [in_features, *hidden, out]
@@ -57,8 +73,9 @@ class MLP(nn.Module):
                 w = (torch.rand(fan_in, fan_out, generator=g) * 2 - 1) * bound
                 b = (torch.rand(fan_out, generator=g) * 2 - 1) * bound
                 pad = sizes[layer + 1] - fan_out
-                weights[layer].append(nn.functional.pad(w, (0, pad)))
-                biases[layer].append(nn.functional.pad(b, (0, pad)))
+                w, b = nn.functional.pad(w, (0, pad)).flatten(), nn.functional.pad(b, (0, pad))
+                weights[layer].append(nn.functional.pad(w, (0, aligned(w.numel()) - w.numel())))
+                biases[layer].append(nn.functional.pad(b, (0, aligned(b.numel()) - b.numel())))
         self.weights = nn.ParameterList(nn.Parameter(torch.stack(w)) for w in weights)
         self.biases = nn.ParameterList(nn.Parameter(torch.stack(b)) for b in biases)
         mask = torch.arange(sizes[-1]).unsqueeze(0) < torch.tensor(outs).unsqueeze(1)
@@ -70,18 +87,23 @@ class MLP(nn.Module):
     def num_models(self) -> int:
         return len(self.num_outputs)
 
+    def layers(self, models: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
+        """(weight [M', in, out], bias [M', out]) per layer, for all models or ``models`` [M']."""
+        out = []
+        for (fan_in, fan_out), w, b in zip(self.shapes, self.weights, self.biases):
+            if models is not None:
+                w, b = w[models], b[models]
+            out.append((w[:, : fan_in * fan_out].view(-1, fan_in, fan_out), b[:, :fan_out]))
+        return out
+
     def forward(self, x: Tensor, models: Tensor | None = None) -> Tensor:
         """Logits [M', B, C] for x [M', B, in] (or [B, in] shared); ``models`` [M'] picks a
         subset of the stack (the trainer skips models that have stopped early)."""
-        weights, biases, offset = list(self.weights), list(self.biases), self.output_offset
-        if models is not None:
-            weights = [w[models] for w in weights]
-            biases = [b[models] for b in biases]
-            offset = offset[models]
-        h = x if x.dim() == 3 else x.expand(len(weights[0]), *x.shape)  # [M', B, in]
-        last = len(weights) - 1
-        for i, (w, b) in enumerate(zip(weights, biases)):
-            if i < last:
+        layers = self.layers(models)
+        offset = self.output_offset if models is None else self.output_offset[models]
+        h = x if x.dim() == 3 else x.expand(len(layers[0][0]), *x.shape)  # [M', B, in]
+        for i, (w, b) in enumerate(layers):
+            if i < len(layers) - 1:
                 h = torch.relu(torch.baddbmm(b.unsqueeze(1), h, w))  # [M', B, out]
             else:
                 h = torch.baddbmm(b.unsqueeze(1) + offset, h, w)  # [M', B, C]

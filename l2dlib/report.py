@@ -8,6 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .profiles import get_profile
+from .studies import AXES
+
 #: How each method is named in tables, sentences and legends.
 LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric softmax"}
 
@@ -56,7 +59,7 @@ def describe_trend(t: dict, *, per: str) -> str:
     if not np.isfinite(se) or se == 0:
         word = "rises" if slope > 0 else "falls"
         return f"{word} ({slope:+.4f} per {per}; one seed, no error bar)"
-    if abs(slope) <= 2 * se:
+    if abs(slope) <= 2 * se or abs(slope) < 1e-12:  # 1e-12: rounding, not a trend
         return f"stays flat within noise ({slope:+.4f} ± {se:.4f} per {per})"
     return f"{'rises' if slope > 0 else 'falls'} ({slope:+.4f} ± {se:.4f} per {per})"
 
@@ -101,22 +104,23 @@ def trend_sentences(table: pd.DataFrame, x: str, *, expert_kind: str | None = No
     return " ".join(out)
 
 
-TREND_AXES = {  # study -> (x column, expert kind, unit of the slope, symbol)
-    "increasing_experts": ("num_experts", None, "expert", "J"),
-    "expert_dependence": ("expert_p", "random", "unit of p", "p"),
-    "specialized_experts": ("num_experts", None, "expert", "J"),
-}
+def missing_results(study: str, dataset: str, profile: str) -> str:
+    """Markdown saying that a study has no results for a profile, and the command that makes them."""
+    command = f"python -m l2dlib run {study} --dataset {dataset} --profile {profile}"
+    if get_profile(dataset, profile).needs_gpu:
+        return f"No {dataset} results for profile `{profile}` exist yet: they need a GPU (`{command} --device cuda`)."
+    return f"No {dataset} results for profile `{profile}` exist yet (`{command}`)."
 
 
-def describe_results(study: str, table: pd.DataFrame | None, info: dict | str, profile: str) -> str:
+def describe_results(study: str, table: pd.DataFrame | None, info: dict | None, profile: str,
+                     dataset: str = "cifar10") -> str:
     """Markdown for a page showing committed results: what data, profile, seeds and device
-    made them and each method's ECE trend; or why there are none (``info`` is then the
-    reason from :func:`l2dlib.results.find_table`)."""
+    made them and each method's ECE trend; or, when ``table`` is None, why there are none."""
     if table is None:
-        return str(info)
-    x, kind, per, symbol = TREND_AXES[study]
+        return missing_results(study, dataset, profile)
+    axis = AXES[study]
     return (f"Data: {info['data_label']}; profile `{profile}`, seeds {info['seeds']}, device {info['device']}. "
-            + trend_sentences(table, x, expert_kind=kind, per=per, x_name=symbol))
+            + trend_sentences(table, axis.column, expert_kind=axis.expert_kind, per=axis.per, x_name=axis.symbol))
 
 
 def below_all_others(table: pd.DataFrame, method: str, column: str = "classifier_accuracy") -> dict:

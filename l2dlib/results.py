@@ -29,7 +29,15 @@ from typing import Any
 import pandas as pd
 import torch
 
-RESULTS_VERSION = 3  # 2: reliability bins and ECE variants; 3: MoG lr 0.1 -> 0.05
+from .evaluation import BIN_KEYS, RELIABILITY_BINS, ROW_KEYS
+
+# 2: reliability bins and ECE variants; 3: MoG lr 0.1 -> 0.05; 4: MoG stacks of equal J only
+# (a configuration's bits no longer depend on its companions), config_key column.
+RESULTS_VERSION = 4
+
+
+class OutdatedResults(ValueError):
+    """A result file written by another results version."""
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -39,45 +47,101 @@ def config_key(config: dict[str, Any]) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename,
+    so a crash never leaves half a file. An OSError names the path."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as err:
+        raise OSError(f"cannot write {path}: {err.strerror or err}") from err
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink(missing_ok=True)
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and prove a file can be written there, before any compute."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OSError(f"cannot write results to {folder}: {err.strerror or err}") from err
 
 
 def table_paths(results_dir: str | Path, dataset: str, study: str, profile: str) -> tuple[Path, Path]:
-    base = Path(results_dir) / dataset / f"{study}-{profile}"
+    base = Path(results_dir).expanduser() / dataset / f"{study}-{profile}"
     return base.with_suffix(".csv"), base.with_suffix(".json")
 
 
+def reliability_path(results_dir: str | Path, dataset: str, study: str, profile: str) -> Path:
+    return table_paths(results_dir, dataset, study, profile)[0].with_suffix(".reliability.csv")
+
+
 def cache_dir(results_dir: str | Path, dataset: str, study: str, profile: str) -> Path:
-    return Path(results_dir) / dataset / "cache" / f"{study}-{profile}"
+    return Path(results_dir).expanduser() / dataset / "cache" / f"{study}-{profile}"
 
 
-def read_cached(path: Path) -> dict[str, Any] | None:
-    """A finished configuration's entry, or None when absent or unreadable (then it is redone)."""
-    if not path.exists():
-        return None
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _entry_problem(entry: Any, num_experts: int | None) -> str | None:
+    """What is wrong with a parsed cache entry (keys and types), or None."""
+    if not isinstance(entry, dict):
+        return f"expected an object, got {type(entry).__name__}"
+    for key in ("results_version", "config", "rows", "bins", "best_epoch"):
+        if key not in entry:
+            return f"missing key {key!r}"
+    if not _is_int(entry["results_version"]):
+        return f"results_version is {entry['results_version']!r}, not an integer"
+    if not isinstance(entry["config"], dict) or not _is_int(entry["best_epoch"]):
+        return "config must be an object and best_epoch an integer"
+    rows, bins = entry["rows"], entry["bins"]
+    if not isinstance(rows, list) or not isinstance(bins, list):
+        return "rows and bins must be lists"
+    want = num_experts if num_experts is not None else entry["config"].get("num_experts")
+    if len(rows) != want:
+        return f"{len(rows)} rows for {want} experts"
+    for what, items, keys in (("row", rows, ROW_KEYS), ("bin", bins, BIN_KEYS)):
+        for item in items:
+            if not isinstance(item, dict) or any(k not in item or not _is_number(item[k]) for k in keys):
+                return f"a {what} lacks a numeric value of {', '.join(keys)}"
+    if len(bins) != want * RELIABILITY_BINS:
+        return f"{len(bins)} reliability bins for {want} experts"
+    return None
+
+
+def read_cached(path: Path, num_experts: int | None = None) -> dict[str, Any] | None:
+    """A finished configuration's entry, or None when absent or invalid (missing keys, wrong
+    types, rows for another number of experts): then a warning names the file and the
+    configuration is recomputed. An entry of another results version is an error."""
     try:
         entry = json.loads(path.read_text())
-        version = entry["results_version"]
-        for key in ("rows", "bins", "best_epoch"):  # what a study table is assembled from
-            entry[key]  # noqa: B018
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
-        warnings.warn(f"ignoring unreadable cache file {path} ({err}); recomputing it", stacklevel=2)
+    except FileNotFoundError:
         return None
-    if version != RESULTS_VERSION:
-        raise ValueError(
-            f"{path} was written by results version {version}, this code is version "
-            f"{RESULTS_VERSION}: delete it or re-run with --force"
-        )
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        problem = str(err)
+    else:
+        problem = _entry_problem(entry, num_experts)
+        if problem is None and entry["results_version"] != RESULTS_VERSION:
+            raise OutdatedResults(
+                f"{path} was written by results version {entry['results_version']}, this code is version "
+                f"{RESULTS_VERSION}: delete it or re-run with --force"
+            )
+    if problem is not None:
+        warnings.warn(f"ignoring invalid cache file {path} ({problem}); recomputing it", stacklevel=2)
+        return None
     return entry
 
 
@@ -92,7 +156,7 @@ def write_table(results_dir, dataset: str, study: str, profile: str, table: pd.D
     (written last: its presence and row counts vouch for the other two)."""
     csv_path, json_path = table_paths(results_dir, dataset, study, profile)
     atomic_write_text(csv_path, table.to_csv(index=False))
-    atomic_write_text(csv_path.with_suffix(".reliability.csv"), reliability.to_csv(index=False))
+    atomic_write_text(reliability_path(results_dir, dataset, study, profile), reliability.to_csv(index=False))
     provenance = provenance | {"num_reliability_rows": len(reliability)}
     atomic_write_text(json_path, json.dumps(provenance, indent=1, sort_keys=True))
     return csv_path, json_path
@@ -105,23 +169,23 @@ def load_table(results_dir, dataset: str, study: str, profile: str, *,
     csv_path, json_path = table_paths(results_dir, dataset, study, profile)
     expected_rows = "num_rows"
     if reliability:
-        csv_path, expected_rows = csv_path.with_suffix(".reliability.csv"), "num_reliability_rows"
+        csv_path, expected_rows = reliability_path(results_dir, dataset, study, profile), "num_reliability_rows"
     hint = f"run `python -m l2dlib run {study} --dataset {dataset} --profile {profile}`"
     if not csv_path.exists() or not json_path.exists():
         raise FileNotFoundError(f"no results at {csv_path} (and .json): {hint}")
     try:
         provenance = json.loads(json_path.read_text())
         version = provenance["results_version"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
         raise ValueError(f"{json_path} is corrupt ({err}): {hint} --force") from err
     if version != RESULTS_VERSION:
-        raise ValueError(
+        raise OutdatedResults(
             f"{csv_path} was written by results version {version}, this code is version "
             f"{RESULTS_VERSION}: {hint} --force"
         )
     try:
         table = pd.read_csv(csv_path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ValueError(f"{csv_path} is corrupt ({err}): {hint} --force") from err
     if len(table) != provenance.get(expected_rows, len(table)):
         raise ValueError(
@@ -189,13 +253,10 @@ def provenance_table(results_dir) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def find_table(results_dir, dataset: str, study: str, profile: str) -> tuple[pd.DataFrame | None, dict | str]:
-    """Like :func:`load_table`, but a missing table gives (None, the reason, in Markdown)
-    instead of an error, for pages that show committed results where they exist."""
+def find_table(results_dir, dataset: str, study: str, profile: str) -> tuple[pd.DataFrame | None, dict | None]:
+    """Like :func:`load_table`, but a missing table gives (None, None) instead of an error,
+    for pages that show committed results where they exist."""
     try:
         return load_table(results_dir, dataset, study, profile)
     except FileNotFoundError:
-        command = f"python -m l2dlib run {study} --dataset {dataset} --profile {profile}"
-        if dataset == "cifar10":
-            return None, f"No {dataset} results for profile `{profile}` exist yet: they need a GPU (`{command} --device cuda`)."
-        return None, f"No {dataset} results for profile `{profile}` exist yet (`{command}`)."
+        return None, None

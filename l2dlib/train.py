@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 
 from .losses import expert_correct, loss_terms_from_correct
+from .models import ALIGN, aligned
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,11 @@ Transform = Callable[[Tensor], Tensor]
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
-def per_model_loss(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence[str]) -> Tensor:
+def per_model_loss(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence[str],
+                   weight: Tensor | None = None) -> Tensor:
     """Mean surrogate loss of each model, [M]: logits [M, B, C], y [M, B] and expert
-    correctness c = I[m_j = y] [M, B, J]; model m uses ``methods[m]``.
+    correctness c = I[m_j = y] [M, B, J]; model m uses ``methods[m]``. ``weight`` [B]
+    (0 or 1) masks padding rows out of the mean.
 
     Models are taken in runs of equal method (slices, no copies): order the models by
     method for speed.
@@ -76,7 +79,7 @@ def per_model_loss(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence
     for method, run in itertools.groupby(methods):
         stop = start + len(list(run))
         terms = loss_terms_from_correct(logits[start:stop], y[start:stop], correct[start:stop], method)
-        parts.append(terms.mean(-1))
+        parts.append(terms.mean(-1) if weight is None else (terms * weight).sum(-1) / weight.sum())
         start = stop
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
@@ -85,17 +88,22 @@ def per_model_loss(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence
 def predict(model: nn.Module, x: Tensor, *, preprocess: Transform | None = None,
             batch_size: int = 8192, amp: bool = False, models: Tensor | None = None) -> Tensor:
     """Logits [M, N, C] of every model (or of the stacked ``models`` [M'] only) on shared
-    inputs x [N, ...], in eval mode, chunked."""
+    inputs x [N, ...], in eval mode, in chunks of ``batch_size`` rows, each zero-padded to a
+    multiple of :data:`~l2dlib.models.ALIGN` rows and cut back (see there: so a model's
+    logits do not depend on how many models share the stack)."""
     was_training = model.training
     model.eval()
     count = model.num_models if models is None else len(models)
     outs = []
     try:
         for chunk in torch.split(x, batch_size):
+            rows = chunk.shape[0]
+            if rows % ALIGN:
+                chunk = torch.cat([chunk, chunk.new_zeros(aligned(rows) - rows, *chunk.shape[1:])])
             xb = preprocess(chunk) if preprocess else chunk
             xb = xb.unsqueeze(0).expand(count, *xb.shape)
             with _autocast(x.device, amp):
-                outs.append((model(xb) if models is None else model(xb, models)).float())
+                outs.append((model(xb) if models is None else model(xb, models)).float()[:, :rows])
     finally:
         model.train(was_training)
     return torch.cat(outs, dim=1)
@@ -127,7 +135,11 @@ def train(
         )
     device = train_split.x.device
     n = train_split.x.shape[0]
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    if n < config.batch_size:
+        raise ValueError(f"the training split has {n} examples, fewer than one batch of {config.batch_size}")
+    # The last partial batch of each epoch is dropped: every step has the same batch size,
+    # so a stacked model's blocks stay aligned (models.ALIGN) and its bits are its own.
+    steps_per_epoch = n // config.batch_size
     total_steps = config.max_epochs * steps_per_epoch
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           nesterov=config.nesterov, weight_decay=config.weight_decay, foreach=True)
@@ -148,8 +160,14 @@ def train(
     num_experts = train_split.experts.shape[-1]
     correct_flat = expert_correct(train_split.y, train_split.experts).reshape(-1, num_experts)
     row_offset = (torch.arange(num_models, device=device) * n).unsqueeze(1)  # [M, 1]
-    val_y = val_split.y.unsqueeze(0).expand(num_models, -1)
-    val_correct = expert_correct(val_split.y, val_split.experts)
+    # The validation split, zero-padded to a multiple of ALIGN rows once; padding rows are
+    # masked out of the loss.
+    n_val = val_split.x.shape[0]
+    pad = aligned(n_val) - n_val
+    val_x = torch.cat([val_split.x, val_split.x.new_zeros(pad, *val_split.x.shape[1:])])
+    val_y = torch.nn.functional.pad(val_split.y, (0, pad)).unsqueeze(0).expand(num_models, -1)
+    val_correct = torch.nn.functional.pad(expert_correct(val_split.y, val_split.experts), (0, 0, 0, pad))
+    val_weight = (torch.arange(n_val + pad, device=device) < n_val).float()
 
     bar = tqdm(range(1, config.max_epochs + 1), desc=f"training {num_models} model(s)",
                unit="epoch", leave=False, disable=not progress)
@@ -164,7 +182,7 @@ def train(
             run_methods = [methods[m] for m in active]
             offsets = row_offset if subset is None else row_offset[subset]
             perms = torch.stack([torch.randperm(n, generator=gens[m]) for m in active]).to(device)
-            for idx in torch.split(perms, config.batch_size, dim=1):  # [M', B]
+            for idx in torch.split(perms[:, : steps_per_epoch * config.batch_size], config.batch_size, dim=1):  # [M', B]
                 xb = train_split.x[idx]
                 if preprocess:
                     xb = preprocess(xb.flatten(0, 1)).unflatten(0, idx.shape)
@@ -179,11 +197,12 @@ def train(
                 opt.step()
                 sched.step()
 
-            val_logits = predict(model, val_split.x, preprocess=preprocess,
+            val_logits = predict(model, val_x, preprocess=preprocess,
                                  batch_size=config.eval_batch_size, amp=config.amp, models=subset)
             val_loss = torch.full((num_models,), math.inf, device=device)  # stopped models: no change
             val_loss[active] = per_model_loss(val_logits, val_y[: len(active)],
-                                              val_correct if subset is None else val_correct[subset], run_methods)
+                                              val_correct if subset is None else val_correct[subset], run_methods,
+                                              weight=val_weight)
             running = since_best < config.patience
             improved = running & (val_loss < best_loss)
             best_loss = torch.where(improved, val_loss, best_loss)

@@ -34,7 +34,7 @@ window.addEventListener('load', () => setTimeout(() => {
 def built(tmp_path_factory):
     """The book built with the smoke profile; CIFAR-10 smoke results exist for two of the
     three CIFAR studies, so pages show both drawn panels and the 'no results yet' panel."""
-    from l2dlib.experiments import run_studies
+    from l2dlib.runner import run_studies
 
     out = tmp_path_factory.mktemp("book")
     run_studies(["increasing_experts", "expert_dependence"], "cifar10", "smoke",

@@ -43,7 +43,12 @@ def test_ranking_and_its_stability():
 
 
 def test_describe_results_says_plainly_when_there_are_none():
-    assert report.describe_results("specialized_experts", None, "No results yet.", "paper") == "No results yet."
+    text = report.describe_results("specialized_experts", None, None, "paper")
+    assert text.startswith("No cifar10 results for profile `paper` exist yet: they need a GPU")
+    assert "`python -m l2dlib run specialized_experts --dataset cifar10 --profile paper --device cuda`" in text
+    assert report.missing_results("increasing_experts", "mog", "quick") == (
+        "No mog results for profile `quick` exist yet (`python -m l2dlib run increasing_experts --dataset mog "
+        "--profile quick`).")
 
 
 def test_below_all_others_counts_failed_classifiers():

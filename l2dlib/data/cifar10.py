@@ -62,6 +62,9 @@ DOWNLOAD_TIMEOUT_S = 5.0
 MEAN_255 = (125.3, 123.0, 113.9)
 STD_255 = (63.0, 62.1, 66.7)
 PAD = 4  # random-crop padding, pixels
+# The train/val partition of the official training set (the cache key records them too).
+VAL_FRACTION = 0.1
+SPLIT_SEED = 0
 
 _warned_noncanonical = False  # warn about a non-canonical copy once per process
 
@@ -109,7 +112,7 @@ def download_cifar10(data_dir: str | os.PathLike | None = None, *,
 
 
 def load_cifar10(data_dir: str | os.PathLike | None = None, *, device: str | torch.device = "cpu",
-                 val_fraction: float = 0.1, split_seed: int = 0, download: bool = True) -> Dataset:
+                 val_fraction: float = VAL_FRACTION, split_seed: int = SPLIT_SEED, download: bool = True) -> Dataset:
     """CIFAR-10 as a :class:`~l2dlib.data.Dataset` of uint8 images on ``device``.
 
     Parameters

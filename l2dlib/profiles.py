@@ -1,0 +1,119 @@
+"""Profiles: everything a run fixes for one dataset besides the study grid (data size,
+model, schedule, seeds, how many models train at once), and where it trains.
+
+| profile | MoG | CIFAR-10 |
+| --- | --- | --- |
+| smoke | 400 points, 3 epochs (tests) | synthetic images, a tiny net, 1 epoch (tests) |
+| quick | full data and schedule, 3 seeds (``make book``) | - |
+| paper | full data and schedule, 5 seeds (committed) | fast ResNet, 3 seeds, GPU |
+| faithful | as paper for now | WideResNet-28-4, the authors' schedule, GPU |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from .data import DATASETS
+from .train import TrainConfig
+
+PROFILES = ("smoke", "quick", "paper", "faithful")
+DEFAULT_PROFILE = {"mog": "quick", "cifar10": "paper"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a profile fixes for one dataset."""
+
+    name: str
+    dataset: str
+    seeds: tuple[int, ...]
+    train: TrainConfig
+    num_points: int = 20_000  # MoG only
+    model: str = "mlp"  # mlp | fast_resnet | wide_resnet
+    model_options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of the model
+    synthetic: bool = False  # CIFAR-10 smoke: synthetic CIFAR-shaped images instead of the data
+    augment: bool = False  # random crop (4-pixel padding) and horizontal flip, on the device
+    # Models trained at once (MoG stacks models of equal J); each batch is cached when it
+    # finishes, so an interrupted run keeps every finished batch. 32 trains as fast as 65.
+    max_models_per_batch: int = 32
+    # CPU worker processes, one thread each. Tiny models are memory-bound and use a second
+    # core poorly from one process: two single-threaded workers train about 1.4x more
+    # models per second than one process with two threads (measured on 2 cores).
+    cpu_workers: int = 2
+    # Whether a CPU run is a mistake: the CIFAR-10 networks train for hours without a GPU.
+    needs_gpu: bool = False
+
+
+# lr 0.05: at 0.1, 8 of 195 paper-profile models lost most ReLUs in the first epochs and
+# kept a weak epoch-1-2 state; at 0.05 none of 195 did (measured; docs/decisions.md).
+_MOG_TRAIN = TrainConfig(max_epochs=50, batch_size=256, lr=0.05, momentum=0.9, nesterov=True,
+                         weight_decay=5e-4, patience=20)
+_CIFAR = dict(dataset="cifar10", augment=True, max_models_per_batch=1, cpu_workers=1)
+_TABLE = {
+    ("mog", "smoke"): Profile("smoke", "mog", (0,), replace(_MOG_TRAIN, max_epochs=3, batch_size=64),
+                              num_points=400, cpu_workers=1),
+    ("mog", "quick"): Profile("quick", "mog", (0, 1, 2), _MOG_TRAIN),
+    ("mog", "paper"): Profile("paper", "mog", (0, 1, 2, 3, 4), _MOG_TRAIN),
+    ("mog", "faithful"): Profile("faithful", "mog", (0, 1, 2, 3, 4), _MOG_TRAIN),
+    # A tiny net on a few hundred synthetic images, one epoch: exercises the CIFAR path on a CPU.
+    ("cifar10", "smoke"): Profile(
+        "smoke", seeds=(0,), model="fast_resnet", model_options=(("widths", (8, 16, 16)),), synthetic=True,
+        train=TrainConfig(max_epochs=1, batch_size=64, lr=0.05, eval_batch_size=512), **_CIFAR),
+    # The fast residual net on the full data, on a GPU (bf16 autocast). Not yet run on a GPU:
+    # the schedule is the conventional one for ResNet-9-like nets and may need tuning.
+    ("cifar10", "paper"): Profile(
+        "paper", seeds=(0, 1, 2), model="fast_resnet", needs_gpu=True,
+        train=TrainConfig(max_epochs=30, batch_size=512, lr=0.2, weight_decay=5e-4, patience=20,
+                          eval_batch_size=2000, amp=True), **_CIFAR),
+    # The paper's WideResNet-28-4 with the authors' defaults: batch 1024, Nesterov SGD lr 0.1,
+    # weight decay 5e-4, cosine over 100 epochs, early stopping look-ahead 20.
+    ("cifar10", "faithful"): Profile(
+        "faithful", seeds=(0, 1, 2), model="wide_resnet", model_options=(("depth", 28), ("widen", 4)),
+        needs_gpu=True,
+        train=TrainConfig(max_epochs=100, batch_size=1024, lr=0.1, weight_decay=5e-4, patience=20,
+                          eval_batch_size=2000, amp=True), **_CIFAR),
+}
+
+
+def check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(choices)}")
+
+
+def profiles_of(dataset: str) -> tuple[str, ...]:
+    """The profiles defined for ``dataset``, in :data:`PROFILES` order."""
+    check_choice("dataset", dataset, DATASETS)
+    return tuple(p for p in PROFILES if (dataset, p) in _TABLE)
+
+
+def get_profile(dataset: str, profile: str) -> Profile:
+    """The :class:`Profile` named ``profile`` for ``dataset``; a clear error where none is."""
+    check_choice("dataset", dataset, DATASETS)
+    check_choice("profile", profile, PROFILES)
+    try:
+        return _TABLE[(dataset, profile)]
+    except KeyError:
+        raise ValueError(f"profile {profile!r} is not defined for dataset {dataset!r} "
+                         f"(it has: {', '.join(profiles_of(dataset))})") from None
+
+
+def resolve_device(device: str | None, profile: Profile) -> torch.device:
+    """Where ``profile`` trains: ``device`` ('cpu' or 'cuda'), or by default the GPU when one
+    is visible and the profile needs one, else the CPU. A GPU profile on a machine without
+    a GPU is refused unless 'cpu' is asked for explicitly (it would run for hours)."""
+    if device is None:
+        if profile.needs_gpu and not torch.cuda.is_available():
+            raise ValueError(
+                f"profile {profile.name!r} on {profile.dataset} trains a CNN per configuration "
+                "and needs a GPU, and torch sees none: pass device 'cpu' (--device cpu) to run "
+                "it on the CPU anyway (hours), or use profile 'smoke'")
+        device = "cuda" if profile.needs_gpu else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}: expected cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU: use device 'cpu' (--device cpu)")
+    return torch.device(device)

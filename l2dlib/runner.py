@@ -1,0 +1,555 @@
+"""The study runner: cache -> batches -> workers -> study tables with provenance.
+
+``run_studies`` reuses every configuration already finished (in the cache or in the
+table on disk), trains the rest (MoG: many models at once as one stacked MLP, in worker
+processes), caches each configuration as its batch finishes, and writes each study's
+table as the union of everything it held and everything computed, so no run loses rows.
+
+A configuration's numbers depend on it alone: MoG stacks hold models of equal J only
+(equal output width; a padded column would join every model's log-sum-exp and change its
+rounding, which 50 epochs amplify), and every MoG model trains on one thread. Tested:
+a configuration trained alone and in any stack gives bit-identical rows.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import multiprocessing
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
+
+from . import METHODS, results
+from .data import Dataset
+from .evaluation import BIN_KEYS, COLUMNS, RELIABILITY_COLUMNS, ROW_KEYS, evaluate
+from .experts import draw_predictions
+from .models import MLP, FastResNet, Stacked, WideResNet
+from .profiles import Profile, get_profile, resolve_device
+from .rng import derive_seed
+from .studies import (AXES, STUDIES, RunConfig, check_methods, check_options, check_seeds,
+                      run_config, study_configs)
+from .train import Split, predict, train
+
+INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.experts)
+
+
+# ------------------------------------------------------------------ data and model
+
+def load_data(profile: Profile, device: torch.device, data_dir: str | Path | None = None) -> Dataset:
+    """The profile's data on ``device`` (CIFAR-10 from ``data_dir``, see ``data.cifar10``)."""
+    if profile.dataset == "mog":
+        from .data.mog import make_mog
+
+        return make_mog(profile.num_points, standardize=True).to(device)
+    from .data import cifar10
+
+    if profile.synthetic:
+        return cifar10.synthetic_cifar10().to(device)
+    return cifar10.load_cifar10(data_dir, device=device)
+
+
+def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> torch.nn.Module:
+    """The profile's model for a batch of configurations: one stacked MLP for MoG, one
+    network (wrapped to the trainer's [1, B, C] convention) for CIFAR-10."""
+    k = data.num_classes
+    device = data.x["train"].device
+    seeds = [derive_seed(c.seed, INIT_STREAM, c.num_experts) for c in cfgs]
+    if profile.model == "mlp":
+        return MLP([k + c.num_experts for c in cfgs], seeds=seeds,
+                   in_features=data.x["train"].shape[1]).to(device)
+    if len(cfgs) != 1:
+        raise ValueError(f"{profile.model} trains one configuration at a time, got {len(cfgs)}")
+    net_class = {"fast_resnet": FastResNet, "wide_resnet": WideResNet}[profile.model]
+    net = net_class(num_outputs=k + cfgs[0].num_experts, seed=seeds[0], **dict(profile.model_options))
+    memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
+    return Stacked(net.to(device, memory_format=memory_format))
+
+
+def _image_transforms(profile: Profile, device: torch.device):
+    """(preprocess, augment) for the trainer: CIFAR-10 normalisation (channels_last on a GPU)
+    and random crop + flip; nothing for MoG."""
+    if profile.dataset != "cifar10":
+        return None, None
+    from .data.cifar10 import augment, normalize
+
+    aug = augment if profile.augment else None
+    if device.type == "cuda":
+        return (lambda x: normalize(x).contiguous(memory_format=torch.channels_last)), aug
+    return normalize, aug
+
+
+# ------------------------------------------------------------------ one batch
+
+@dataclass
+class BatchResult:
+    """Per configuration of a batch: (rows, bins) and best epoch; and the batch's cost."""
+
+    evaluated: list[tuple[list[dict], list[dict]]]
+    best_epochs: list[int]
+    epochs_run: int
+    wall_seconds: float
+
+
+def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, progress: bool = False) -> BatchResult:
+    """Train a batch of configurations of equal J as one stack and evaluate each on the test split."""
+    widths = {c.num_experts for c in cfgs}
+    if len(widths) != 1:  # see the module docstring: padding would change the rounding
+        raise ValueError(f"a batch must hold configurations of one J, got J = {sorted(widths)}")
+    t0 = time.perf_counter()
+    k, device = data.num_classes, data.x["train"].device
+    splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s)) for s in ("train", "val", "test")}
+    model = build_model(cfgs, profile, data)
+    preprocess, augment = _image_transforms(profile, device)
+    with _one_thread(profile.model == "mlp"):
+        history = train(model, splits["train"], splits["val"], methods=[c.method for c in cfgs],
+                        seeds=[derive_seed(c.seed, ORDER_STREAM) for c in cfgs], config=profile.train,
+                        preprocess=preprocess, augment=augment, progress=progress)
+        # Test logits in float32 even when training used bf16: the estimates are what is measured.
+        logits = predict(model, data.x["test"], preprocess=preprocess, batch_size=profile.train.eval_batch_size)
+    evaluated = [evaluate(logits[m], data.y["test"], splits["test"].experts[m], k, c.method)
+                 for m, c in enumerate(cfgs)]
+    return BatchResult(evaluated, history.best_epoch.tolist(), history.epochs_run, time.perf_counter() - t0)
+
+
+def _expert_tensor(cfgs: Sequence[RunConfig], data: Dataset, split: str) -> torch.Tensor:
+    """Stacked expert predictions [M, N, J]."""
+    preds = [draw_predictions(list(c.experts), data.y[split], data.num_classes, c.seed, split) for c in cfgs]
+    return torch.stack(preds).to(data.y[split].device)
+
+
+@contextlib.contextmanager
+def _one_thread(enabled: bool) -> Iterator[None]:
+    """MoG models train on one thread, in a worker or not, so no result depends on how many
+    threads split a reduction (and two single-threaded workers are faster anyway)."""
+    if not enabled:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def make_batches(todo: Sequence[RunConfig], size: int) -> list[list[RunConfig]]:
+    """Stacks of at most ``size`` configurations of equal J (see the module docstring),
+    balanced in size, each ordered by method (the trainer takes runs of one method as
+    slices); the largest J first, so the slowest batches start early."""
+    by_j: dict[int, list[RunConfig]] = {}
+    for c in todo:
+        by_j.setdefault(c.num_experts, []).append(c)
+    batches = []
+    for j in sorted(by_j, reverse=True):
+        group = by_j[j]
+        count = -(-len(group) // size)  # ceil
+        batches += [sorted(group[i::count], key=lambda c: METHODS.index(c.method)) for i in range(count)]
+    return batches
+
+
+# ------------------------------------------------------------------ workers
+
+_worker_data: dict[tuple, Dataset] = {}
+
+
+def _init_worker(parent_pid: int) -> None:
+    """A CPU worker: one thread; Ctrl-C is the parent's to handle (no tracebacks from here);
+    and it exits when its parent is gone, even after a SIGKILL that leaves no chance to
+    clean up (a watcher thread checks the parent twice a second)."""
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm would make a multiprocessing lock (a named semaphore) that a stopped worker never
+    # releases: the resource tracker then warns of a leak at exit.
+    tqdm.set_lock(threading.RLock())
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _worker(cfgs: list[RunConfig], profile: Profile) -> BatchResult:
+    """One batch in a worker process; the data is made once per process."""
+    key = (profile.dataset, profile.num_points, profile.synthetic)
+    if key not in _worker_data:
+        _worker_data[key] = load_data(profile, torch.device("cpu"))
+    return train_batch(cfgs, _worker_data[key], profile)
+
+
+def worker_count(profile: Profile, device: torch.device, num_batches: int) -> int:
+    workers = profile.cpu_workers if device.type == "cpu" and profile.model == "mlp" else 1
+    return max(1, min(workers, num_batches))
+
+
+def train_all(batches: list[list[RunConfig]], data: Dataset, profile: Profile, device: torch.device,
+              on_done: Callable[[list[RunConfig], BatchResult], None], progress: bool = False) -> None:
+    """Train every batch and hand each to ``on_done`` as it finishes. On an interruption
+    (KeyboardInterrupt, or SystemExit from a signal handler), batches that finished
+    meanwhile are handed over too, the workers are stopped at once, and it re-raises."""
+    workers = worker_count(profile, device, len(batches))
+    if workers == 1:
+        for batch in batches:
+            on_done(batch, train_batch(batch, data, profile, progress))
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                                  initargs=(os.getpid(),))
+    futures: dict[concurrent.futures.Future, list[RunConfig]] = {}
+    handled: set[concurrent.futures.Future] = set()
+    try:
+        with _sigint_ignored():  # workers start with Ctrl-C ignored, before their imports
+            futures = {pool.submit(_worker, b, profile): b for b in batches}
+        for fut in concurrent.futures.as_completed(futures):
+            on_done(futures[fut], fut.result())
+            handled.add(fut)
+    except BaseException:
+        for fut, batch in futures.items():  # finished while we were interrupted: keep them
+            if fut not in handled and fut.done() and not fut.cancelled() and fut.exception() is None:
+                on_done(batch, fut.result())
+        _stop(pool)
+        raise
+    pool.shutdown()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Processes started inside inherit SIGINT ignored (an ignored signal stays ignored across
+    exec), so a Ctrl-C while they import prints no traceback: the parent handles it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Stop the workers now: their batches are lost either way, and waiting for them would
+    keep an interrupted notebook or terminal busy for a whole batch."""
+    processes = list((pool._processes or {}).values())  # no public way before Python 3.14
+    for p in processes:
+        p.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+    for p in processes:
+        p.join(timeout=5)
+
+
+# ------------------------------------------------------------------ tables
+
+@dataclass
+class Record:
+    """One finished configuration: its per-expert rows and reliability bins."""
+
+    rows: list[dict]  # ROW_KEYS + best_epoch
+    bins: list[dict] | None  # None: unknown (its reliability table was unreadable)
+    source: str = "cache"
+
+
+@dataclass
+class StudyState:
+    study: str
+    keys: dict[tuple, str] = field(default_factory=dict)  # identity -> the key this code computes
+    configs: dict[str, RunConfig] = field(default_factory=dict)  # key -> configuration
+    records: dict[str, Record] = field(default_factory=dict)
+    on_disk: set[str] = field(default_factory=set)  # keys of the table on disk
+    previous: dict | None = None  # provenance on disk
+    dirty: bool = False  # the table on disk must be rewritten
+    computed: int = 0
+
+
+def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str | Profile = "quick", *,
+                seeds: Sequence[int] | None = None, methods: Sequence[str] = METHODS,
+                num_experts: Sequence[int] | None = None, expert_ps: Sequence[float] | None = None,
+                results_dir: str | Path = "results", force: bool = False, device: str | None = None,
+                data_dir: str | Path | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Run (or reuse) every configuration of the studies and write each table and provenance.
+
+    Returns, per study, the rows of the configurations asked for. The table written to
+    ``<results_dir>/<dataset>/<study>-<profile>.csv`` (with ``.reliability.csv`` and the
+    provenance ``.json``) holds those and every other configuration it held before or that
+    the cache holds: no run shrinks a table. Interrupting loses at most the batches in
+    training; the same call resumes. ``force`` recomputes the configurations asked for.
+    ``profile`` is a name or a :class:`~l2dlib.profiles.Profile`; ``num_experts`` applies
+    to the studies that vary J, ``expert_ps`` to expert_dependence (an error where no
+    study of the call varies them); ``data_dir`` holds CIFAR-10 (see ``data.cifar10``).
+    """
+    prof = profile if isinstance(profile, Profile) else get_profile(dataset, profile)
+    if prof.dataset != dataset:
+        raise ValueError(f"profile {prof.name!r} is for {prof.dataset}, not {dataset}")
+    studies = tuple(dict.fromkeys(studies))
+    for s in studies:
+        if s not in STUDIES:
+            raise ValueError(f"unknown study {s!r}: expected one of {', '.join(STUDIES)}")
+    check_options(studies, num_experts=num_experts, expert_ps=expert_ps)
+    if data_dir is not None and (dataset == "mog" or prof.synthetic):
+        what = "dataset mog" if dataset == "mog" else f"profile {prof.name!r} (synthetic images)"
+        raise ValueError(f"data_dir (--data-dir) does not apply to {what}: it reads no files")
+    seeds = check_seeds(prof.seeds if seeds is None else seeds)
+    methods = check_methods(methods)
+    grids = {s: study_configs(s, dataset, prof.name, seeds=seeds, methods=methods,
+                              num_experts=num_experts, expert_ps=expert_ps) for s in studies}
+    dev = resolve_device(device, prof)
+    results_dir = Path(results_dir).expanduser()
+    for s in studies:  # before any compute: a folder we cannot write would lose it all
+        results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
+    data_dir = None if data_dir is None else Path(data_dir).expanduser()
+    started = time.perf_counter()
+    data = load_data(prof, dev, data_dir)
+
+    def key_of(cfg: RunConfig) -> str:
+        return results.config_key(cfg.as_dict(prof) | {"data": data.fingerprint})
+
+    states = {s: _gather(s, grids[s], prof, data, results_dir, key_of, force) for s in studies}
+    todo = [st.configs[k] for st in states.values() for k in st.configs if k not in st.records]
+
+    env = results.environment()
+    batches = make_batches(todo, prof.max_models_per_batch)
+    device_text = _device_description(dev, prof, len(batches))
+    total = sum(len(st.configs) for st in states.values())
+    bar = tqdm(total=total, initial=total - len(todo), unit="config", disable=not progress,
+               desc=f"{'+'.join(studies)} ({dataset}, {prof.name})")
+
+    def cache(batch: list[RunConfig], res: BatchResult) -> None:
+        for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
+            st = states[c.study]
+            key = st.keys[c.identity]
+            extra = {"best_epoch": best, "bins": bins, "batch_size_models": len(batch),
+                     "batch_epochs_run": res.epochs_run, "batch_training_examples": len(data.y["train"]),
+                     "batch_wall_seconds": res.wall_seconds, "device": device_text,
+                     "git_commit": env["git_commit"], "data_fingerprint": data.fingerprint}
+            results.write_cached(results.cache_dir(results_dir, dataset, c.study, prof.name) / f"{key}.json",
+                                 c.as_dict(prof), rows, extra)
+            st.records[key] = Record([r | {"best_epoch": best} for r in rows], bins)
+            st.computed += 1
+            st.dirty = True
+        bar.update(len(batch))
+
+    try:
+        train_all(batches, data, prof, dev, cache, progress)
+    finally:
+        bar.close()
+
+    run = {"command": _command(), "device": device_text, "created": env["created"],
+           "git_commit": env["git_commit"], "wall_seconds": round(time.perf_counter() - started, 3),
+           "wall_seconds_covers": list(studies)}
+    tables = {}
+    for study, st in states.items():
+        table, reliability = _assemble(st, data)
+        if st.dirty or st.on_disk != set(st.configs):
+            results.write_table(results_dir, dataset, study, prof.name, table,
+                                _provenance(st, table, prof, data, env, run), reliability)
+        asked = {key_of(c) for c in grids[study]}
+        tables[study] = table[table["config_key"].isin(asked)].reset_index(drop=True)
+    return tables
+
+
+def _gather(study: str, grid: list[RunConfig], prof: Profile, data: Dataset, results_dir: Path,
+            key_of: Callable[[RunConfig], str], force: bool) -> StudyState:
+    """What a study's table will hold: the configurations asked for, those in the table on
+    disk and those in the cache, each with its record where one is valid."""
+    st = StudyState(study)
+
+    def add(cfg: RunConfig) -> str:
+        if cfg.identity not in st.keys:
+            st.keys[cfg.identity] = key_of(cfg)
+            st.configs[st.keys[cfg.identity]] = cfg
+        return st.keys[cfg.identity]
+
+    for cfg in grid:
+        add(cfg)
+    asked = set(st.configs)
+    folder = results.cache_dir(results_dir, prof.dataset, study, prof.name)
+
+    # The cache: every valid entry whose key is what this code computes for it.
+    for path in sorted(folder.glob("*.json")):
+        if force and path.stem in asked:
+            continue
+        try:
+            entry = results.read_cached(path)
+        except results.OutdatedResults:
+            continue  # its key hashes the old version too: it can only be stale
+        if entry is None:
+            continue
+        cfg = _config_from(entry["config"], study, prof)
+        if cfg is None or key_of(cfg) != path.stem:
+            continue  # another configuration's settings, data or code: stale, left alone
+        key = add(cfg)
+        st.records[key] = Record([r | {"best_epoch": entry["best_epoch"]} for r in entry["rows"]], entry["bins"])
+
+    # The table on disk: its rows are kept, so no run shrinks it.
+    table, reliability = _read_table(results_dir, prof, study, force)
+    if table is not None:
+        st.previous = table.attrs["provenance"]
+        st.dirty = reliability is None  # rebuilt below
+        stale = 0
+        for key, rows in table.groupby("config_key", sort=False):
+            first = rows.iloc[0]
+            cfg = run_config(study, prof.dataset, prof.name, first["method"], int(first["seed"]),
+                             int(first["num_experts"]), None if pd.isna(first["expert_p"]) else float(first["expert_p"]))
+            if key_of(cfg) != key:
+                stale += 1
+                continue
+            add(cfg)
+            st.on_disk.add(key)
+            if key in st.records or (force and key in asked):
+                continue
+            bins = None if reliability is None else reliability.get(key)
+            st.records[key] = Record(rows[[*ROW_KEYS, "best_epoch"]].to_dict("records"), bins, "table")
+        if stale:
+            path = results.table_paths(results_dir, prof.dataset, study, prof.name)[0]
+            if not force:
+                raise ValueError(
+                    f"{path} holds {stale} configuration(s) computed with other settings or data than this "
+                    "code uses (their keys differ): re-run with --force to replace the table by what this "
+                    "code computes, or use another --results-dir")
+            warnings.warn(f"--force: dropping {stale} configuration(s) of other settings from {path}", stacklevel=3)
+            st.dirty = True
+    missing_bins = [k for k, r in st.records.items() if r.bins is None]
+    if missing_bins:  # its reliability table was unreadable and the cache lacks them
+        path = results.reliability_path(results_dir, prof.dataset, study, prof.name)
+        warnings.warn(f"{path}: no reliability bins for {len(missing_bins)} configuration(s) outside the "
+                      "cache; recomputing them", stacklevel=3)
+        for k in missing_bins:
+            del st.records[k]
+    return st
+
+
+def _read_table(results_dir: Path, prof: Profile, study: str, force: bool) -> tuple[pd.DataFrame | None, dict | None]:
+    """The table on disk (provenance in ``attrs``) and its reliability bins by key; None
+    where absent or unreadable (a warning says what is rebuilt). A table of another results
+    version is an error unless ``force``."""
+    csv_path = results.table_paths(results_dir, prof.dataset, study, prof.name)[0]
+    try:
+        table, provenance = results.load_table(results_dir, prof.dataset, study, prof.name)
+        if "config_key" not in table.columns:
+            raise results.OutdatedResults(f"{csv_path} has no config_key column (written by older code): "
+                                          "re-run with --force")
+    except FileNotFoundError:
+        return None, None
+    except results.OutdatedResults as err:
+        if not force:
+            raise
+        warnings.warn(f"--force: replacing an outdated table ({err})", stacklevel=3)
+        return None, None
+    except ValueError as err:
+        warnings.warn(f"rebuilding {csv_path} from the cache: {err}", stacklevel=3)
+        return None, None
+    table.attrs["provenance"] = provenance
+    try:
+        bins, _ = results.load_table(results_dir, prof.dataset, study, prof.name, reliability=True)
+        bins = bins[["config_key", *BIN_KEYS]]
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        why = "missing" if isinstance(err, FileNotFoundError) else f"unreadable: {err}"
+        path = results.reliability_path(results_dir, prof.dataset, study, prof.name)
+        warnings.warn(f"{path} is {why}; rebuilding it from the cache", stacklevel=3)
+        return table, None
+    by_key = {k: g[list(BIN_KEYS)].astype(object).where(g[list(BIN_KEYS)].notna(), None).to_dict("records")
+              for k, g in bins.groupby("config_key", sort=False)}
+    return table, by_key
+
+
+def _config_from(config: dict, study: str, prof: Profile) -> RunConfig | None:
+    """The configuration a cache entry describes, rebuilt by this code (None if it is not one)."""
+    try:
+        if config["study"] != study or config["profile"] != prof.name or config["dataset"] != prof.dataset:
+            return None
+        return run_config(study, prof.dataset, prof.name, config["method"], int(config["seed"]),
+                          int(config["num_experts"]), config["expert_p"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _assemble(st: StudyState, data: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The study table and its reliability bins, in (method, seed, J or p) order."""
+    def order(key: str) -> tuple:
+        c = st.configs[key]
+        return (METHODS.index(c.method), c.seed, c.num_experts, -1 if c.expert_p is None else c.expert_p)
+
+    rows, bins = [], []
+    for key in sorted(st.records, key=order):
+        c, rec = st.configs[key], st.records[key]
+        ident = {"study": c.study, "method": c.method, "seed": c.seed, "num_experts": c.num_experts,
+                 "expert_p": c.expert_p}
+        rows += [ident | {"dataset": c.dataset, "profile": c.profile, "expert_kind": c.experts[r["expert"]].kind,
+                          "data_label": data.label, "config_key": key, **r} for r in rec.rows]
+        bins += [ident | {"expert_kind": c.experts[b["expert"]].kind, "config_key": key, **b} for b in rec.bins]
+    return (pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(bins, columns=RELIABILITY_COLUMNS))
+
+
+def _provenance(st: StudyState, table: pd.DataFrame, prof: Profile, data: Dataset, env: dict, run: dict) -> dict:
+    """What the table holds, and every run that changed it (the latest run's fields on top)."""
+    configs = [st.configs[k] for k in dict.fromkeys(table["config_key"])]
+    runs = list((st.previous or {}).get("runs", []))
+    runs.append(run | {"num_computed": st.computed})
+    axis = AXES[st.study]
+    return {
+        "results_version": results.RESULTS_VERSION, "study": st.study, "dataset": prof.dataset,
+        "profile": prof.name, "seeds": sorted({c.seed for c in configs}),
+        "methods": [m for m in METHODS if any(c.method == m for c in configs)],
+        axis.column: sorted({getattr(c, axis.column) for c in configs}),
+        "configurations": [[c.method, c.seed, c.num_experts, c.expert_p] for c in configs],
+        "configuration_fields": ["method", "seed", "num_experts", "expert_p"],
+        "num_configs": len(configs), "num_computed": st.computed, "num_rows": len(table),
+        "settings": configs[0].as_dict(prof)["settings"], "data_label": data.label,
+        "data_fingerprint": data.fingerprint,
+        "config_keys_sha": hashlib.sha256(" ".join(sorted(table["config_key"].unique())).encode()).hexdigest()[:16],
+        **env, **{k: run[k] for k in ("command", "device", "wall_seconds", "wall_seconds_covers")},
+        "runs": runs,
+    }
+
+
+def _command() -> str:
+    """How this run was started, as a command a reader could paste (or the Python call)."""
+    if sys.argv and sys.argv[0].endswith(("__main__.py", "l2dlib")):
+        return shlex.join(["python", "-m", "l2dlib", *sys.argv[1:]])
+    return "l2dlib.runner.run_studies (from Python or a notebook)"
+
+
+def _device_description(device: torch.device, profile: Profile, num_batches: int) -> str:
+    workers = worker_count(profile, device, num_batches)
+    if profile.model == "mlp" and device.type == "cpu":
+        cpu = results.device_name(device).split(",")[0]
+        return f"{cpu}, {workers} worker process(es) x 1 thread)" if workers > 1 else f"{cpu}, 1 thread)"
+    return results.device_name(device)
+
+
+# ------------------------------------------------------------------ what pages read
+
+def study_table(study: str, dataset: str = "mog", profile: str = "quick", *, recompute: bool = False,
+                results_dir: str | Path = "results", **kwargs) -> tuple[pd.DataFrame, dict]:
+    """What a study page shows: the rows of the configurations asked for and the table's
+    provenance. MoG runs live on the CPU (finished configurations come from the cache or
+    the table; ``recompute`` retrains them); CIFAR-10 reads the committed table unless
+    ``recompute`` is set (a GPU)."""
+    get_profile(dataset, profile)  # a clear error for a pair that does not exist
+    if dataset == "mog" or recompute:
+        table = run_studies([study], dataset, profile, results_dir=results_dir, force=recompute, **kwargs)[study]
+        return table, results.load_table(results_dir, dataset, study, profile)[1]
+    return results.load_table(results_dir, dataset, study, profile)
+
+
+def committed_table(study: str, dataset: str, profile: str, *, results_dir: str | Path = "results",
+                    recompute: bool = False, **kwargs) -> tuple[pd.DataFrame | None, dict | None]:
+    """A table a page shows where it exists: (table, provenance), or (None, None).
+    With ``recompute`` the study is run first (CIFAR-10: on a GPU)."""
+    if recompute:
+        return study_table(study, dataset, profile, results_dir=results_dir, recompute=True, **kwargs)
+    return results.find_table(results_dir, dataset, study, profile)

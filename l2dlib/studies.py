@@ -1,0 +1,205 @@
+"""The paper's three studies: their axes, their experts and their grids of configurations.
+
+One configuration (:class:`RunConfig`) is one trained model: (method, seed, number of
+experts or expert quality). Experts (see DESIGN.md and the book's introduction):
+
+- increasing_experts: J = 1..8 identical oracles on the "expert region" (MoG clusters
+  {2, 3}, CIFAR-10 classes 0-4), uniformly random elsewhere.
+- expert_dependence: J = 4; expert 0 random everywhere, experts 1-3 right with
+  probability p on the region (else a uniform guess), random elsewhere.
+- specialized_experts: expert j is an oracle on classes {2j, 2j+1}; J = 1..K/2.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import METHODS
+from .data import cifar10, mog
+from .experts import Expert, oracle, probabilistic, random_expert, specialist
+from .profiles import Profile, check_choice
+
+STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
+NUM_CLASSES = {"mog": mog.NUM_CLASSES, "cifar10": cifar10.NUM_CLASSES}
+EXPERT_REGION = {"mog": (2, 3), "cifar10": (0, 1, 2, 3, 4)}
+DEFAULT_EXPERT_PS = (0.2, 0.4, 0.6, 0.8, 0.95)
+DEPENDENCE_NUM_EXPERTS = 4
+
+
+@dataclass(frozen=True)
+class Axis:
+    """What a study varies, in one place for the runner, the CLI, the report and the plots."""
+
+    column: str  # table column: num_experts | expert_p
+    option: str  # run_studies keyword that sets it: num_experts | expert_ps
+    flag: str  # the CLI option
+    symbol: str  # J | p
+    label: str  # axis label of the figures
+    per: str  # unit of a slope along it
+    expert_kind: str | None  # the experts whose ECE the study reads (None: mean over all)
+    summary: str  # one line for --help and the book
+
+
+AXES = {
+    "increasing_experts": Axis("num_experts", "num_experts", "--num-experts", "J", "number of experts",
+                               "expert", None, "J = 1..8 oracles on the expert region"),
+    "expert_dependence": Axis("expert_p", "expert_ps", "--expert-p", "p",
+                              "correctness probability p of the other experts", "unit of p", "random",
+                              "one random expert beside three of quality p"),
+    "specialized_experts": Axis("num_experts", "num_experts", "--num-experts", "J", "number of experts",
+                                "expert", None, "expert j an oracle on classes 2j, 2j+1"),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One model of a study."""
+
+    study: str
+    dataset: str
+    profile: str
+    method: str
+    seed: int
+    num_experts: int
+    expert_p: float | None
+    experts: tuple[Expert, ...] = field(repr=False)
+
+    def as_dict(self, profile: Profile) -> dict[str, Any]:
+        """Everything that determines this configuration's numbers (the cache key hashes it)."""
+        d = asdict(self)
+        d["experts"] = [asdict(e) for e in self.experts]
+        d["settings"] = {"train": asdict(profile.train), "model": profile.model,
+                         "model_options": dict(profile.model_options), "augment": profile.augment}
+        if self.dataset == "mog":
+            d["settings"]["num_points"] = profile.num_points
+        else:
+            d["settings"]["val_split"] = {"fraction": cifar10.VAL_FRACTION, "seed": cifar10.SPLIT_SEED,
+                                          "synthetic": profile.synthetic}
+        return d
+
+    @property
+    def identity(self) -> tuple:
+        """(study, method, seed, num_experts, expert_p): the table's row key."""
+        return (self.study, self.method, self.seed, self.num_experts, self.expert_p)
+
+
+def num_classes_of(dataset: str) -> int:
+    check_choice("dataset", dataset, tuple(NUM_CLASSES))
+    return NUM_CLASSES[dataset]
+
+
+def study_experts(study: str, dataset: str, *, num_experts: int | None = None,
+                  expert_p: float | None = None) -> tuple[Expert, ...]:
+    """The experts of one configuration."""
+    if study == "increasing_experts":
+        return tuple(oracle(EXPERT_REGION[dataset]) for _ in range(num_experts))
+    if study == "expert_dependence":
+        region = EXPERT_REGION[dataset]
+        return (random_expert(),) + tuple(probabilistic(region, expert_p) for _ in range(DEPENDENCE_NUM_EXPERTS - 1))
+    if study == "specialized_experts":
+        return tuple(specialist((2 * j, 2 * j + 1)) for j in range(num_experts))
+    raise ValueError(f"unknown study {study!r}: expected one of {', '.join(STUDIES)}")
+
+
+def run_config(study: str, dataset: str, profile: str, method: str, seed: int, num_experts: int,
+               expert_p: float | None) -> RunConfig:
+    return RunConfig(study, dataset, profile, method, int(seed), int(num_experts), expert_p,
+                     study_experts(study, dataset, num_experts=num_experts, expert_p=expert_p))
+
+
+def study_configs(study: str, dataset: str, profile: str, *, seeds: Sequence[int],
+                  methods: Sequence[str] = METHODS, num_experts: Sequence[int] | None = None,
+                  expert_ps: Sequence[float] | None = None) -> list[RunConfig]:
+    """The study's grid, in table order (method, seed, then J or p). ``num_experts`` and
+    ``expert_ps`` replace the defaults where the study varies them and are ignored otherwise
+    (:func:`check_options` rejects them where no study of a run uses them)."""
+    check_choice("study", study, STUDIES)
+    num_classes = num_classes_of(dataset)
+    methods, seeds = check_methods(methods), check_seeds(seeds)
+    if study == "expert_dependence":
+        ps = DEFAULT_EXPERT_PS if expert_ps is None else check_probabilities(expert_ps)
+        grid = [(DEPENDENCE_NUM_EXPERTS, p) for p in ps]
+    else:
+        limit = num_classes // 2 if study == "specialized_experts" else None
+        default = tuple(range(1, 9)) if limit is None else tuple(range(1, limit + 1))
+        js = default if num_experts is None else check_num_experts(num_experts)
+        if limit is not None and max(js) > limit:
+            raise ValueError(f"specialized_experts on {dataset} allows J <= {limit} "
+                             f"(two classes per expert), got {max(js)}")
+        grid = [(j, None) for j in js]
+    return [run_config(study, dataset, profile, method, seed, j, p)
+            for method in methods for seed in seeds for j, p in grid]
+
+
+def check_options(studies: Sequence[str], *, num_experts=None, expert_ps=None) -> None:
+    """An option that no chosen study varies is an error naming both (not silently ignored)."""
+    for option, value in (("num_experts", num_experts), ("expert_ps", expert_ps)):
+        if value is None:
+            continue
+        users = [s for s in studies if AXES[s].option == option]
+        if not users:
+            flag = "--num-experts" if option == "num_experts" else "--expert-p"
+            fixed = ", ".join(f"{s} varies {AXES[s].symbol} ({AXES[s].flag})" for s in studies)
+            raise ValueError(f"{option} ({flag}) does not apply to {' and '.join(studies)}: {fixed}")
+
+
+# -------------------------------------------------------------- parameter checks
+# The CLI's and the notebooks' inputs go through these: a clear message naming the
+# parameter and what it expects, and duplicates removed with a note.
+
+def _as_list(name: str, value: Any, what: str) -> list:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"{name} must be a non-empty list of {what}, got {value!r}")
+    return list(value)
+
+
+def _unique(name: str, values: list) -> tuple:
+    out = tuple(dict.fromkeys(values))
+    if len(out) < len(values):
+        dropped = sorted({v for v in values if values.count(v) > 1}, key=values.index)
+        warnings.warn(f"{name}: duplicate value(s) {', '.join(map(str, dropped))} removed", stacklevel=3)
+    return out
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_seeds(seeds: Any) -> tuple[int, ...]:
+    """seeds: a non-empty list of non-negative integers, duplicates removed."""
+    values = _as_list("seeds", seeds, "non-negative integers")
+    for s in values:
+        if not _is_int(s) or s < 0:
+            raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {s!r} in {seeds!r}")
+    return _unique("seeds", values)
+
+
+def check_methods(methods: Any) -> tuple[str, ...]:
+    values = _as_list("methods", methods, f"method names ({', '.join(METHODS)})")
+    for m in values:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r} in methods: expected some of {', '.join(METHODS)}")
+    return _unique("methods", values)
+
+
+def check_num_experts(num_experts: Any) -> tuple[int, ...]:
+    values = _as_list("num_experts", num_experts, "integers >= 1")
+    for j in values:
+        if not _is_int(j):
+            raise ValueError(f"num_experts must be a non-empty list of integers >= 1, got {j!r} in {num_experts!r}")
+        if j < 1:
+            raise ValueError(f"number of experts J must be >= 1, got {j}")
+    return _unique("num_experts", values)
+
+
+def check_probabilities(expert_ps: Any) -> tuple[float, ...]:
+    values = _as_list("expert_ps", expert_ps, "probabilities in [0, 1]")
+    for p in values:
+        if isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise ValueError(f"expert_ps must be a non-empty list of numbers in [0, 1], got {p!r} in {expert_ps!r}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"expert correctness probability p must lie in [0, 1], got {p}")
+    return _unique("expert_ps", [float(p) for p in values])

@@ -1,0 +1,297 @@
+"""The study runner: a result depends on its configuration alone, tables never lose rows,
+the cache is validated, workers end with their parent, inputs are checked."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import l2dlib.runner as R
+from l2dlib import results
+from l2dlib.profiles import get_profile
+from l2dlib.studies import study_configs
+from l2dlib.train import TrainConfig
+
+REPO = Path(__file__).resolve().parent.parent
+# Small, but long enough for early stopping to stop models at different epochs in a stack.
+PROFILE = dataclasses.replace(
+    get_profile("mog", "smoke"), num_points=1200, max_models_per_batch=32,
+    train=TrainConfig(max_epochs=12, batch_size=64, lr=0.2, weight_decay=5e-4, patience=3))
+
+
+def _run(tmp_path, name, profile=PROFILE, **kw):
+    kw.setdefault("progress", False)
+    return R.run_studies(["increasing_experts"], "mog", profile, results_dir=tmp_path / name, **kw)["increasing_experts"]
+
+
+def _per_config(table):
+    return table.drop(columns=["config_key"]).set_index(["method", "seed", "num_experts", "expert"]).sort_index()
+
+
+def test_a_configuration_alone_equals_it_in_any_stack_bit_for_bit(tmp_path):
+    two_workers = dataclasses.replace(PROFILE, cpu_workers=2)
+    stacked = _run(tmp_path, "stacked", two_workers, seeds=[0, 1], num_experts=[1, 2, 5])
+    assert stacked["best_epoch"].nunique() > 1  # early stopping sliced models out of the stacks
+    for method, j in (("ova", 1), ("softmax", 5), ("asymmetric_softmax", 2)):
+        alone = _run(tmp_path, f"alone-{method}-{j}", seeds=[1], num_experts=[j], methods=[method])
+        mine = stacked[(stacked.method == method) & (stacked.seed == 1) & (stacked.num_experts == j)]
+        pd.testing.assert_frame_equal(_per_config(alone), _per_config(mine), check_exact=True)
+    # The same in-process, in batches of 3, as in two worker processes.
+    small = dataclasses.replace(PROFILE, max_models_per_batch=3)
+    pd.testing.assert_frame_equal(_per_config(_run(tmp_path, "small", small, seeds=[0, 1], num_experts=[1, 2, 5])),
+                                  _per_config(stacked), check_exact=True)
+
+
+def test_batches_hold_one_j_each():
+    cfgs = study_configs("increasing_experts", "mog", "smoke", seeds=[0, 1, 2], num_experts=[1, 2, 3])
+    batches = R.make_batches(cfgs, 4)
+    assert sorted(c.identity for b in batches for c in b) == sorted(c.identity for c in cfgs)
+    assert all(len({c.num_experts for c in b}) == 1 and len(b) <= 4 for b in batches)
+    with pytest.raises(ValueError, match="one J"):
+        R.train_batch(cfgs[:2], None, PROFILE)
+
+
+def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
+    clean = _run(tmp_path, "clean", seeds=[0], num_experts=[1, 2, 3])
+    small = dataclasses.replace(PROFILE, max_models_per_batch=2)
+    real, calls = R.train_batch, []
+
+    def interrupt_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(R, "train_batch", interrupt_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "resumed", small, seeds=[0], num_experts=[1, 2, 3])
+    folder = tmp_path / "resumed" / "mog"
+    cfgs = study_configs("increasing_experts", "mog", "smoke", seeds=[0], num_experts=[1, 2, 3])
+    finished = sum(len(b) for b in R.make_batches(cfgs, 2)[:2])
+    assert len(list((folder / "cache").rglob("*.json"))) == finished
+    assert not list(folder.rglob("*.tmp")) and not (folder / "increasing_experts-smoke.csv").exists()
+    monkeypatch.setattr(R, "train_batch", real)
+    resumed = _run(tmp_path, "resumed", seeds=[0], num_experts=[1, 2, 3])
+    pd.testing.assert_frame_equal(_per_config(resumed), _per_config(clean), check_exact=True)
+    assert json.loads((folder / "increasing_experts-smoke.json").read_text())["num_computed"] == 9 - finished
+
+
+def _smoke(tmp_path, **kw):
+    kw.setdefault("num_experts", [1, 2])
+    kw.setdefault("methods", ["softmax", "ova"])
+    return R.run_studies(["increasing_experts"], "mog", "smoke", results_dir=tmp_path, progress=False,
+                         **kw)["increasing_experts"]
+
+
+def _table(tmp_path):
+    return results.load_table(tmp_path, "mog", "increasing_experts", "smoke")
+
+
+def test_tables_never_lose_rows(tmp_path):
+    _smoke(tmp_path, seeds=[0])
+    _smoke(tmp_path, seeds=[1], num_experts=[2])
+    table, prov = _table(tmp_path)
+    assert len(table) == 2 * (1 + 2) + 2 * 2 and prov["seeds"] == [0, 1] and prov["num_configs"] == 6
+    assert [r["num_computed"] for r in prov["runs"]] == [4, 2]
+    # Without the cache (a fresh clone with committed tables), a partial run keeps the rest.
+    for path in (tmp_path / "mog" / "cache").rglob("*.json"):
+        path.unlink()
+    again = _smoke(tmp_path, seeds=[1], num_experts=[2])
+    kept, prov = _table(tmp_path)
+    assert len(again) == 4 and len(kept) == 10 and prov["num_configs"] == 6
+    pd.testing.assert_frame_equal(kept, table)  # recomputed bits equal, the rest kept
+    bins, _ = results.load_table(tmp_path, "mog", "increasing_experts", "smoke", reliability=True)
+    assert len(bins) == 10 * 20
+
+
+def test_a_table_of_other_settings_is_refused_and_force_replaces_it(tmp_path):
+    _smoke(tmp_path, seeds=[0], num_experts=[1])
+    csv = tmp_path / "mog" / "increasing_experts-smoke.csv"
+    table = pd.read_csv(csv)
+    table.loc[table.method == "ova", "config_key"] = "0" * 16  # as if made with another schedule
+    csv.write_text(table.to_csv(index=False))
+    with pytest.raises(ValueError, match="holds 1 configuration.* other settings.*--force"):
+        _smoke(tmp_path, seeds=[1], num_experts=[1])
+    with pytest.warns(UserWarning, match="dropping 1 configuration"):
+        _smoke(tmp_path, seeds=[1], num_experts=[1], force=True)
+    table, prov = _table(tmp_path)
+    assert prov["num_configs"] == 4  # seed 1 added; ova seed 0 back from the cache, under its true key
+    assert "0" * 16 not in set(table["config_key"])
+
+
+def test_a_missing_or_truncated_reliability_table_is_rebuilt_from_the_cache(tmp_path):
+    _smoke(tmp_path)
+    rel = results.reliability_path(tmp_path, "mog", "increasing_experts", "smoke")
+    full = rel.read_text()
+    for damage in (lambda: rel.unlink(), lambda: rel.write_text("\n".join(full.splitlines()[:5]))):
+        damage()
+        with pytest.warns(UserWarning, match="rebuilding it from the cache"):
+            _smoke(tmp_path)
+        assert rel.read_text() == full
+        assert _table(tmp_path)[1]["num_computed"] == 0
+
+
+@pytest.mark.parametrize("damage,problem", [
+    (lambda e: e | {"rows": "oops"}, "rows and bins must be lists"),
+    (lambda e: {k: v for k, v in e.items() if k != "best_epoch"}, "missing key 'best_epoch'"),
+    (lambda e: e | {"rows": []}, "0 rows for 1 experts"),
+    (lambda e: e | {"results_version": str(e["results_version"])}, "results_version is '4', not an integer"),
+    (lambda e: e | {"rows": [e["rows"][0] | {"ece": "x"}]}, "lacks a numeric value"),
+])
+def test_an_invalid_cache_entry_is_recomputed_with_a_warning_naming_it(tmp_path, damage, problem):
+    first = _smoke(tmp_path, num_experts=[1], methods=["ova"])
+    entry = next((tmp_path / "mog" / "cache").rglob("*.json"))
+    entry.write_text(json.dumps(damage(json.loads(entry.read_text()))))
+    (tmp_path / "mog" / "increasing_experts-smoke.csv").unlink()  # so the cache is all there is
+    with pytest.warns(UserWarning, match=f"ignoring invalid cache file {entry}.*{problem}"):
+        again = _smoke(tmp_path, num_experts=[1], methods=["ova"])
+    pd.testing.assert_frame_equal(first, again, check_exact=True)
+    assert _table(tmp_path)[1]["num_computed"] == 1
+
+
+def test_results_from_another_version_are_refused(tmp_path, monkeypatch):
+    _smoke(tmp_path, num_experts=[1])
+    v = results.RESULTS_VERSION
+    monkeypatch.setattr(results, "RESULTS_VERSION", v + 1)
+    with pytest.raises(ValueError, match=f"was written by results version {v}, this code is version {v + 1}"):
+        results.load_table(tmp_path, "mog", "increasing_experts", "smoke")
+    with pytest.raises(ValueError, match=f"results version {v}.*--force"):
+        _smoke(tmp_path, num_experts=[1])
+    entry = next((tmp_path / "mog" / "cache").rglob("*.json"))
+    with pytest.raises(ValueError, match=f"{entry} was written by results version {v}.*--force"):
+        results.read_cached(entry)
+    with pytest.warns(UserWarning, match="--force: replacing an outdated table"):
+        _smoke(tmp_path, num_experts=[1], force=True)
+    assert _table(tmp_path)[1]["results_version"] == v + 1
+
+
+def test_a_corrupt_table_is_an_error_to_readers_and_rebuilt_by_a_run(tmp_path):
+    first = _smoke(tmp_path)
+    csv = tmp_path / "mog" / "increasing_experts-smoke.csv"
+    csv.write_text("\n".join(csv.read_text().splitlines()[:3]))
+    with pytest.raises(ValueError, match="truncated"):
+        _table(tmp_path)
+    with pytest.warns(UserWarning, match=f"rebuilding {csv} from the cache"):
+        pd.testing.assert_frame_equal(_smoke(tmp_path), first)
+    (tmp_path / "mog" / "increasing_experts-smoke.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt.*--force"):
+        _table(tmp_path)
+    with pytest.raises(FileNotFoundError, match="python -m l2dlib run expert_dependence"):
+        results.load_table(tmp_path, "mog", "expert_dependence", "smoke")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"seeds": 0}, "seeds must be a non-empty list of non-negative integers, got 0"),
+    ({"seeds": "[]"}, "seeds must be a non-empty list of non-negative integers, got '[]'"),
+    ({"seeds": []}, "seeds must be a non-empty list"),
+    ({"seeds": [0, "1"]}, "got '1' in [0, '1']"),
+    ({"methods": "ova"}, "methods must be a non-empty list of method names"),
+    ({"methods": ["ova", "sigmoid"]}, "unknown method 'sigmoid' in methods"),
+    ({"num_experts": 3}, "num_experts must be a non-empty list of integers >= 1, got 3"),
+])
+def test_notebook_parameters_are_checked_with_messages_that_say_what_is_expected(tmp_path, kwargs, message):
+    with pytest.raises(ValueError) as err:
+        R.study_table("increasing_experts", "mog", "smoke", results_dir=tmp_path, progress=False, **kwargs)
+    assert message in str(err.value)
+
+
+def test_a_cifar10_page_with_a_profile_it_lacks_names_the_ones_it_has(tmp_path):
+    with pytest.raises(ValueError, match="profile 'quick' is not defined for dataset 'cifar10' "
+                                         r"\(it has: smoke, paper, faithful\)"):
+        R.study_table("increasing_experts", "cifar10", "quick", results_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- signals and workers
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+                for c in (t / "children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _start_run(tmp_path):
+    """A CLI run with two workers that takes a while (quick profile, 8 one-model batches)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "l2dlib", "run", "increasing_experts", "--profile", "quick", "--methods", "ova",
+         "--seeds", "0", "--results-dir", str(tmp_path), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_for(condition, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_stops_workers_keeps_finished_batches_and_prints_one_line(tmp_path, sig, code, word):
+    proc = _start_run(tmp_path)
+    cache = tmp_path / "mog" / "cache"
+    try:
+        # SIGTERM once a batch is cached; Ctrl-C while the first batches still train.
+        assert _wait_for(lambda: len(_children(proc.pid)) >= 2 and (sig == signal.SIGINT or any(cache.rglob("*.json"))))
+        workers = _children(proc.pid)
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)  # Ctrl-C in a terminal: the whole process group
+        else:
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == code
+    assert err.strip().splitlines() == [f"{word}: finished configurations are cached; run the same command to resume"]
+    assert not any(_alive(w) for w in workers)
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("*.csv"))
+    if sig == signal.SIGTERM:
+        assert any(cache.rglob("*.json"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_within_seconds_when_their_parent_is_killed(tmp_path):
+    proc = _start_run(tmp_path)
+    try:
+        assert _wait_for(lambda: len(_children(proc.pid)) >= 2)
+        workers = _children(proc.pid)
+        proc.kill()
+        proc.wait(timeout=10)
+        assert _wait_for(lambda: not any(_alive(w) for w in workers), timeout=5)
+    finally:
+        proc.kill()
+        for w in _children(proc.pid):
+            os.kill(w, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- committed results
+
+@pytest.mark.parametrize("study", ["increasing_experts", "expert_dependence"])
+def test_committed_tables_hold_what_this_code_computes(study):
+    """A changed default (schedule, data, experts) changes the keys: this fails until the
+    committed tables are recomputed, so the book never shows numbers of older settings."""
+    table, prov = results.load_table(REPO / "results", "mog", study, "paper")
+    prof = get_profile("mog", "paper")
+    data = R.load_data(prof, R.torch.device("cpu"))
+    assert prov["data_fingerprint"] == data.fingerprint
+    for (method, seed, j, p), rows in table.groupby(["method", "seed", "num_experts", "expert_p"], dropna=False):
+        cfg = R.run_config(study, "mog", "paper", method, seed, j, None if pd.isna(p) else p)
+        key = results.config_key(cfg.as_dict(prof) | {"data": data.fingerprint})
+        assert set(rows["config_key"]) == {key}, (method, seed, j, p)
