@@ -37,9 +37,12 @@ class MLP(nn.Module):
     Parameters
     ----------
     num_outputs : int or sequence of int
-        Outputs of each model (K+J). Models with fewer than the largest are zero-padded
-        and their extra logits are masked to a large negative number (the runner stacks
-        models of equal J only, so padding never changes a model's rounding there).
+        Outputs of each model (K+J). Models with fewer than ``width`` are zero-padded and
+        their extra logits are masked to a large negative number (inert: exp() gives exactly
+        0, and so do their gradients).
+    width : outputs of every model in the stack (default: the largest of ``num_outputs``).
+        The runner fixes it per configuration, never by its companions: padded columns join
+        a model's log-sum-exp and change its rounding.
     seeds : sequence of int
         One initialisation seed per model (so a stack of M equals M separate models).
     hidden, in_features : the architecture (the paper's MoG net is 2-32-16-8-(K+J)).
@@ -55,12 +58,16 @@ class MLP(nn.Module):
         seeds: Sequence[int] = (0,),
         hidden: Sequence[int] = (32, 16, 8),
         in_features: int = 2,
+        width: int | None = None,
     ) -> None:
         super().__init__()
         outs = [num_outputs] * len(seeds) if isinstance(num_outputs, int) else list(num_outputs)
         if len(outs) != len(seeds):
             raise ValueError(f"got {len(outs)} output sizes for {len(seeds)} seeds")
-        sizes = [in_features, *hidden, max(outs)]
+        width = max(outs) if width is None else width
+        if width < max(outs):
+            raise ValueError(f"width {width} is smaller than the largest model's {max(outs)} outputs")
+        sizes = [in_features, *hidden, width]
         self.shapes = list(zip(sizes[:-1], sizes[1:]))  # (in, out) per layer
         weights = [[] for _ in self.shapes]
         biases = [[] for _ in self.shapes]

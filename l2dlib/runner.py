@@ -5,10 +5,11 @@ table on disk), trains the rest (MoG: many models at once as one stacked MLP, in
 processes), caches each configuration as its batch finishes, and writes each study's
 table as the union of everything it held and everything computed, so no run loses rows.
 
-A configuration's numbers depend on it alone: MoG stacks hold models of equal J only
-(equal output width; a padded column would join every model's log-sum-exp and change its
-rounding, which 50 epochs amplify), and every MoG model trains on one thread. Tested:
-a configuration trained alone and in any stack gives bit-identical rows.
+A configuration's numbers depend on it alone. An MLP's output width is fixed by its own J
+(K + max(8, J)), never by its companions: a padded column joins the model's log-sum-exp
+and changes its rounding, which 50 epochs amplify; stacks hold models of one width. Every
+per-model block of floats is aligned (``models.ALIGN``), and every MoG model trains on one
+thread. Tested: a configuration trained alone and in any stack gives bit-identical rows.
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ from .studies import (AXES, STUDIES, RunConfig, check_methods, check_options, ch
 from .train import Split, predict, train
 
 INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.experts)
+# MLPs have output columns for at least this many experts (the rest masked), so every
+# configuration of the paper's grids (J <= 8) shares one width and can share a stack.
+EXPERT_SLOTS = 8
+
+
+def output_width(cfg: RunConfig, profile: Profile, num_classes: int) -> int:
+    """The model's number of output columns, a function of the configuration alone."""
+    slots = max(EXPERT_SLOTS, cfg.num_experts) if profile.model == "mlp" else cfg.num_experts
+    return num_classes + slots
 
 
 # ------------------------------------------------------------------ data and model
@@ -69,8 +79,8 @@ def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> t
     device = data.x["train"].device
     seeds = [derive_seed(c.seed, INIT_STREAM, c.num_experts) for c in cfgs]
     if profile.model == "mlp":
-        return MLP([k + c.num_experts for c in cfgs], seeds=seeds,
-                   in_features=data.x["train"].shape[1]).to(device)
+        return MLP([k + c.num_experts for c in cfgs], seeds=seeds, in_features=data.x["train"].shape[1],
+                   width=output_width(cfgs[0], profile, k)).to(device)
     if len(cfgs) != 1:
         raise ValueError(f"{profile.model} trains one configuration at a time, got {len(cfgs)}")
     net_class = {"fast_resnet": FastResNet, "wide_resnet": WideResNet}[profile.model]
@@ -105,13 +115,15 @@ class BatchResult:
 
 
 def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, progress: bool = False) -> BatchResult:
-    """Train a batch of configurations of equal J as one stack and evaluate each on the test split."""
-    widths = {c.num_experts for c in cfgs}
-    if len(widths) != 1:  # see the module docstring: padding would change the rounding
-        raise ValueError(f"a batch must hold configurations of one J, got J = {sorted(widths)}")
-    t0 = time.perf_counter()
+    """Train a batch of configurations of one output width as one stack and evaluate each on
+    the test split."""
     k, device = data.num_classes, data.x["train"].device
-    splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s)) for s in ("train", "val", "test")}
+    widths = {output_width(c, profile, k) for c in cfgs}
+    if len(widths) != 1:  # see the module docstring: the width must not depend on companions
+        raise ValueError(f"a batch must hold configurations of one output width, got {sorted(widths)}")
+    t0 = time.perf_counter()
+    slots = widths.pop() - k
+    splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s, slots)) for s in ("train", "val", "test")}
     model = build_model(cfgs, profile, data)
     preprocess, augment = _image_transforms(profile, device)
     with _one_thread(profile.model == "mlp"):
@@ -120,15 +132,19 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
                         preprocess=preprocess, augment=augment, progress=progress)
         # Test logits in float32 even when training used bf16: the estimates are what is measured.
         logits = predict(model, data.x["test"], preprocess=preprocess, batch_size=profile.train.eval_batch_size)
-    evaluated = [evaluate(logits[m], data.y["test"], splits["test"].experts[m], k, c.method)
+    evaluated = [evaluate(logits[m, :, : k + c.num_experts], data.y["test"],
+                          splits["test"].experts[m, :, : c.num_experts], k, c.method)
                  for m, c in enumerate(cfgs)]
     return BatchResult(evaluated, history.best_epoch.tolist(), history.epochs_run, time.perf_counter() - t0)
 
 
-def _expert_tensor(cfgs: Sequence[RunConfig], data: Dataset, split: str) -> torch.Tensor:
-    """Stacked expert predictions [M, N, J]."""
-    preds = [draw_predictions(list(c.experts), data.y[split], data.num_classes, c.seed, split) for c in cfgs]
-    return torch.stack(preds).to(data.y[split].device)
+def _expert_tensor(cfgs: Sequence[RunConfig], data: Dataset, split: str, slots: int) -> torch.Tensor:
+    """Stacked expert predictions [M, N, slots], padded with -1 (never correct)."""
+    out = []
+    for c in cfgs:
+        e = draw_predictions(list(c.experts), data.y[split], data.num_classes, c.seed, split)
+        out.append(torch.nn.functional.pad(e, (0, slots - e.shape[1]), value=-1))
+    return torch.stack(out).to(data.y[split].device)
 
 
 @contextlib.contextmanager
@@ -146,17 +162,17 @@ def _one_thread(enabled: bool) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def make_batches(todo: Sequence[RunConfig], size: int) -> list[list[RunConfig]]:
-    """Stacks of at most ``size`` configurations of equal J (see the module docstring),
-    balanced in size, each ordered by method (the trainer takes runs of one method as
-    slices); the largest J first, so the slowest batches start early."""
-    by_j: dict[int, list[RunConfig]] = {}
+def make_batches(todo: Sequence[RunConfig], profile: Profile, num_classes: int) -> list[list[RunConfig]]:
+    """Stacks of at most ``profile.max_models_per_batch`` configurations of one output
+    width (see the module docstring), balanced in size and mixed in J, each ordered by
+    method (the trainer takes runs of one method as slices); the widest first."""
+    by_width: dict[int, list[RunConfig]] = {}
     for c in todo:
-        by_j.setdefault(c.num_experts, []).append(c)
+        by_width.setdefault(output_width(c, profile, num_classes), []).append(c)
     batches = []
-    for j in sorted(by_j, reverse=True):
-        group = by_j[j]
-        count = -(-len(group) // size)  # ceil
+    for width in sorted(by_width, reverse=True):
+        group = by_width[width]
+        count = -(-len(group) // profile.max_models_per_batch)  # ceil
         batches += [sorted(group[i::count], key=lambda c: METHODS.index(c.method)) for i in range(count)]
     return batches
 
@@ -321,7 +337,7 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str | Pro
     todo = [st.configs[k] for st in states.values() for k in st.configs if k not in st.records]
 
     env = results.environment()
-    batches = make_batches(todo, prof.max_models_per_batch)
+    batches = make_batches(todo, prof, data.num_classes)
     device_text = _device_description(dev, prof, len(batches))
     total = sum(len(st.configs) for st in states.values())
     bar = tqdm(total=total, initial=total - len(todo), unit="config", disable=not progress,

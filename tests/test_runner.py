@@ -37,25 +37,27 @@ def _per_config(table):
 
 def test_a_configuration_alone_equals_it_in_any_stack_bit_for_bit(tmp_path):
     two_workers = dataclasses.replace(PROFILE, cpu_workers=2)
-    stacked = _run(tmp_path, "stacked", two_workers, seeds=[0, 1], num_experts=[1, 2, 5])
+    stacked = _run(tmp_path, "stacked", two_workers, seeds=[0, 1], num_experts=[1, 2, 5, 9])
     assert stacked["best_epoch"].nunique() > 1  # early stopping sliced models out of the stacks
-    for method, j in (("ova", 1), ("softmax", 5), ("asymmetric_softmax", 2)):
+    for method, j in (("ova", 1), ("softmax", 5), ("asymmetric_softmax", 2), ("ova", 9)):
         alone = _run(tmp_path, f"alone-{method}-{j}", seeds=[1], num_experts=[j], methods=[method])
         mine = stacked[(stacked.method == method) & (stacked.seed == 1) & (stacked.num_experts == j)]
         pd.testing.assert_frame_equal(_per_config(alone), _per_config(mine), check_exact=True)
     # The same in-process, in batches of 3, as in two worker processes.
     small = dataclasses.replace(PROFILE, max_models_per_batch=3)
-    pd.testing.assert_frame_equal(_per_config(_run(tmp_path, "small", small, seeds=[0, 1], num_experts=[1, 2, 5])),
+    pd.testing.assert_frame_equal(_per_config(_run(tmp_path, "small", small, seeds=[0, 1], num_experts=[1, 2, 5, 9])),
                                   _per_config(stacked), check_exact=True)
 
 
-def test_batches_hold_one_j_each():
-    cfgs = study_configs("increasing_experts", "mog", "smoke", seeds=[0, 1, 2], num_experts=[1, 2, 3])
-    batches = R.make_batches(cfgs, 4)
+def test_batches_hold_one_output_width_each():
+    cfgs = study_configs("increasing_experts", "mog", "smoke", seeds=[0, 1, 2], num_experts=[1, 2, 9, 10])
+    batches = R.make_batches(cfgs, dataclasses.replace(PROFILE, max_models_per_batch=4), 4)
     assert sorted(c.identity for b in batches for c in b) == sorted(c.identity for c in cfgs)
-    assert all(len({c.num_experts for c in b}) == 1 and len(b) <= 4 for b in batches)
-    with pytest.raises(ValueError, match="one J"):
-        R.train_batch(cfgs[:2], None, PROFILE)
+    widths = [{R.output_width(c, PROFILE, 4) for c in b} for b in batches]
+    assert widths[:3] == [{14}] * 3 and widths[3:6] == [{13}] * 3 and widths[6:] == [{12}] * 5
+    assert all(len(b) <= 4 for b in batches) and len({c.num_experts for c in batches[-1]}) == 2
+    with pytest.raises(ValueError, match="one output width"):
+        R.train_batch([cfgs[0], cfgs[3]], R.load_data(PROFILE, R.torch.device("cpu")), PROFILE)
 
 
 def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
@@ -74,7 +76,7 @@ def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
         _run(tmp_path, "resumed", small, seeds=[0], num_experts=[1, 2, 3])
     folder = tmp_path / "resumed" / "mog"
     cfgs = study_configs("increasing_experts", "mog", "smoke", seeds=[0], num_experts=[1, 2, 3])
-    finished = sum(len(b) for b in R.make_batches(cfgs, 2)[:2])
+    finished = sum(len(b) for b in R.make_batches(cfgs, small, 4)[:2])
     assert len(list((folder / "cache").rglob("*.json"))) == finished
     assert not list(folder.rglob("*.tmp")) and not (folder / "increasing_experts-smoke.csv").exists()
     monkeypatch.setattr(R, "train_batch", real)
