@@ -5,10 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= quick
 
-.PHONY: help test book lab benchmark clean
+.PHONY: help test test-fast lint book lab benchmark clean
 help:
 	@echo "make book       re-execute every notebook and build the HTML (book/_build/html/index.html)"
-	@echo "make test       run the test suite"
+	@echo "make test       run the test suite (about 3 minutes on 2 cores)"
+	@echo "make test-fast  the suite without the book build and the subprocess tests (under a minute)"
+	@echo "make lint       ruff: lint and format check"
 	@echo "make lab        JupyterLab on book/ (study notebooks in book/notebooks) with the project's kernel"
 	@echo "make benchmark  time the MoG studies (benchmarks/mog_study.py)"
 	@echo "make clean      remove the environment, the built book and cached results"
@@ -21,6 +23,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
 
 book: $(STAMP)
 	$(PY) -m l2dlib.book --profile $(PROFILE)

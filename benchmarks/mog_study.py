@@ -28,8 +28,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--seeds", type=int, nargs="+")
-    parser.add_argument("--methods", nargs="+", default=["softmax", "ova"],
-                        help="the paper's two by default (130 models); add asymmetric_softmax for 195")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["softmax", "ova"],
+        help="the paper's two by default (130 models); add asymmetric_softmax for 195",
+    )
     parser.add_argument("--batch", type=int, help="override the profile's models per batch")
     args = parser.parse_args()
     studies = ("increasing_experts", "expert_dependence")
@@ -39,8 +43,9 @@ def main() -> None:
         prof = dataclasses.replace(prof, max_models_per_batch=args.batch)
     with tempfile.TemporaryDirectory() as cold:
         t0 = time.perf_counter()
-        tables = R.run_studies(studies, "mog", prof, seeds=args.seeds, methods=args.methods,
-                               results_dir=cold, progress=False)
+        tables = R.run_studies(
+            studies, "mog", prof, seeds=args.seeds, methods=args.methods, results_dir=cold, progress=False
+        )
         wall = time.perf_counter() - t0
     models = sum(len(t.groupby(["method", "seed", "num_experts", "expert_p"], dropna=False)) for t in tables.values())
 
@@ -48,11 +53,15 @@ def main() -> None:
     # thread, as every MoG model): their mean time, times the number of models, estimates a
     # one-at-a-time run.
     data = R.load_data(prof, torch.device("cpu"))
-    samples = [study_configs(study, "mog", args.profile, seeds=[0], methods=[method], **grid)[0]
-               for study, method, grid in (("increasing_experts", "softmax", {"num_experts": [1]}),
-                                           ("increasing_experts", "softmax", {"num_experts": [8]}),
-                                           ("increasing_experts", "ova", {"num_experts": [8]}),
-                                           ("expert_dependence", "ova", {"expert_ps": [0.95]}))]
+    samples = [
+        study_configs(study, "mog", args.profile, seeds=[0], methods=[method], **grid)[0]
+        for study, method, grid in (
+            ("increasing_experts", "softmax", {"num_experts": [1]}),
+            ("increasing_experts", "softmax", {"num_experts": [8]}),
+            ("increasing_experts", "ova", {"num_experts": [8]}),
+            ("expert_dependence", "ova", {"expert_ps": [0.95]}),
+        )
+    ]
     times = []
     for cfg in samples:
         t0 = time.perf_counter()
@@ -66,9 +75,11 @@ def main() -> None:
         ("one at a time, estimated", models, models, alone * models, alone),
     ]
     table = pd.DataFrame(rows, columns=["run", "configurations", "models trained", "wall s", "s per model"])
-    print(f"MoG studies, profile {args.profile}, methods {' '.join(args.methods)}; {prof.cpu_workers} "
-          f"worker processes of 1 thread, batches of <= {prof.max_models_per_batch} models; "
-          "the model alone: 1 thread")
+    print(
+        f"MoG studies, profile {args.profile}, methods {' '.join(args.methods)}; {prof.cpu_workers} "
+        f"worker processes of 1 thread, batches of <= {prof.max_models_per_batch} models; "
+        "the model alone: 1 thread"
+    )
     print(table.round(3).to_string(index=False))
     print(f"speed-up over one at a time: {alone * models / wall:.1f}x")
 
@@ -77,8 +88,10 @@ def main() -> None:
     print(report.mean_by(inc, "num_experts").round(4).to_string())
     print("\nECE of the random expert, mean over seeds, by p:")
     print(report.mean_by(dep, "expert_p", expert_kind="random").round(4).to_string())
-    for name, t, x, kind, per in (("increasing experts", inc, "num_experts", None, "expert"),
-                                  ("expert dependence (random expert)", dep, "expert_p", "random", "unit of p")):
+    for name, t, x, kind, per in (
+        ("increasing experts", inc, "num_experts", None, "expert"),
+        ("expert dependence (random expert)", dep, "expert_p", "random", "unit of p"),
+    ):
         for method, tr in report.trend(t, x, expert_kind=kind).items():
             print(f"{name}, {method}: ECE {report.describe_trend(tr, per=per)}")
 

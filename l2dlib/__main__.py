@@ -27,6 +27,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def _number(kind: type, test, expected: str):
     """An argparse type whose error names what is expected (argparse adds the option)."""
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -35,6 +36,7 @@ def _number(kind: type, test, expected: str):
         if not test(value):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
+
     parse.__name__ = expected
     return parse
 
@@ -60,38 +62,66 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=_HelpFormatter,
     )
-    run.add_argument("study", choices=(*STUDIES, "all"),
-                     help="which study: " + ", ".join(f"{s} ({a.summary})" for s, a in AXES.items())
-                          + ", or all of them")
-    run.add_argument("--dataset", choices=DATASETS, default="mog",
-                     help="mog: the 2-D mixture of Gaussians; cifar10: CIFAR-10")
-    run.add_argument("--profile", choices=PROFILES,
-                     help="smoke: tiny, for tests (CIFAR-10: synthetic images, CPU); quick: MoG "
-                          "full data, 3 seeds (the book on a laptop); paper: the figures' setting "
-                          "(MoG 5 seeds; CIFAR-10 a fast ResNet on a GPU, 3 seeds); faithful: the "
-                          "paper's own architecture and schedule (CIFAR-10 WideResNet-28-4). "
-                          f"default: {', '.join(f'{p} for {d}' for d, p in DEFAULT_PROFILE.items())}")
-    run.add_argument("--seeds", type=_number(int, lambda v: v >= 0, "a non-negative integer"), nargs="+",
-                     metavar="SEED", help="study seeds (default: the profile's)")
-    run.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
-                     help="surrogate parameterizations to compare")
-    run.add_argument("--num-experts", type=_number(int, lambda v: v >= 1, "an integer >= 1"), nargs="+",
-                     metavar="J", help="numbers of experts for increasing_experts / specialized_experts "
-                                       "(default: 1..8 / 1..K/2, i.e. 1..5 on CIFAR-10, 1..2 on MoG)")
-    run.add_argument("--expert-p", type=_number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-                     nargs="+", metavar="P",
-                     help="expert_dependence: correctness probabilities of the three non-random "
-                          "experts (default: 0.2 0.4 0.6 0.8 0.95)")
-    run.add_argument("--results-dir", type=_path, default=Path("results"),
-                     help="where result tables, provenance and the cache go")
-    run.add_argument("--data-dir", type=_path, metavar="DIR",
-                     help="CIFAR-10 folder holding cifar-10-batches-py/ (default: $L2D_DATA_DIR, else "
-                          "./data); downloaded there when missing and the network allows")
-    run.add_argument("--force", action="store_true",
-                     help="recompute the chosen configurations even if cached")
-    run.add_argument("--device", choices=("cpu", "cuda"),
-                     help="where to train (default: cpu for MoG; for the CIFAR-10 GPU profiles cuda, "
-                          "refused without a GPU unless --device cpu is given)")
+    run.add_argument(
+        "study",
+        choices=(*STUDIES, "all"),
+        help="which study: " + ", ".join(f"{s} ({a.summary})" for s, a in AXES.items()) + ", or all of them",
+    )
+    run.add_argument(
+        "--dataset", choices=DATASETS, default="mog", help="mog: the 2-D mixture of Gaussians; cifar10: CIFAR-10"
+    )
+    run.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help="smoke: tiny, for tests (CIFAR-10: synthetic images, CPU); quick: MoG "
+        "full data, 3 seeds (the book on a laptop); paper: the figures' setting "
+        "(MoG 5 seeds; CIFAR-10 a fast ResNet on a GPU, 3 seeds); faithful: the "
+        "paper's own architecture and schedule (CIFAR-10 WideResNet-28-4). "
+        f"default: {', '.join(f'{p} for {d}' for d, p in DEFAULT_PROFILE.items())}",
+    )
+    run.add_argument(
+        "--seeds",
+        type=_number(int, lambda v: v >= 0, "a non-negative integer"),
+        nargs="+",
+        metavar="SEED",
+        help="study seeds (default: the profile's)",
+    )
+    run.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="surrogate parameterizations to compare"
+    )
+    run.add_argument(
+        "--num-experts",
+        type=_number(int, lambda v: v >= 1, "an integer >= 1"),
+        nargs="+",
+        metavar="J",
+        help="numbers of experts for increasing_experts / specialized_experts "
+        "(default: 1..8 / 1..K/2, i.e. 1..5 on CIFAR-10, 1..2 on MoG)",
+    )
+    run.add_argument(
+        "--expert-p",
+        type=_number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+        nargs="+",
+        metavar="P",
+        help="expert_dependence: correctness probabilities of the three non-random "
+        "experts (default: 0.2 0.4 0.6 0.8 0.95)",
+    )
+    run.add_argument(
+        "--results-dir", type=_path, default=Path("results"), help="where result tables, provenance and the cache go"
+    )
+    run.add_argument(
+        "--data-dir",
+        type=_path,
+        metavar="DIR",
+        help="CIFAR-10 folder holding cifar-10-batches-py/ (default: $L2D_DATA_DIR, else "
+        "./data); downloaded there when missing and the network allows",
+    )
+    run.add_argument("--force", action="store_true", help="recompute the chosen configurations even if cached")
+    run.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        help="where to train (default: cpu for MoG; for the CIFAR-10 GPU profiles cuda, "
+        "refused without a GPU unless --device cpu is given)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -119,10 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_warning
     try:
         tables = run_studies(
-            studies, args.dataset, profile, seeds=args.seeds, methods=args.methods,
-            num_experts=args.num_experts, expert_ps=args.expert_p,
-            results_dir=args.results_dir, force=args.force, device=args.device,
-            data_dir=args.data_dir, progress=not args.quiet,
+            studies,
+            args.dataset,
+            profile,
+            seeds=args.seeds,
+            methods=args.methods,
+            num_experts=args.num_experts,
+            expert_ps=args.expert_p,
+            results_dir=args.results_dir,
+            force=args.force,
+            device=args.device,
+            data_dir=args.data_dir,
+            progress=not args.quiet,
         )
         for study, table in tables.items():
             path = table_paths(args.results_dir, args.dataset, study, profile)[0]

@@ -42,13 +42,27 @@ def execute_notebook(src: Path, dst: Path, parameters: dict) -> None:
 
     declared = pm.inspect_notebook(str(src))
     params = {k: v for k, v in parameters.items() if k in declared}
-    pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent),
-                        kernel_name="python3", progress_bar=False, log_output=False)
+    pm.execute_notebook(
+        str(src),
+        str(dst),
+        parameters=params,
+        cwd=str(src.parent),
+        kernel_name="python3",
+        progress_bar=False,
+        log_output=False,
+    )
 
 
-def build(*, profile: str = "quick", cifar_profile: str = "paper", output: Path = REPO / "book",
-          results_dir: Path = REPO / "results", seeds: list[int] | None = None,
-          book_dir: Path = REPO / "book", quiet: bool = False) -> Path:
+def build(
+    *,
+    profile: str = "quick",
+    cifar_profile: str = "paper",
+    output: Path = REPO / "book",
+    results_dir: Path = REPO / "results",
+    seeds: list[int] | None = None,
+    book_dir: Path = REPO / "book",
+    quiet: bool = False,
+) -> Path:
     """Execute the notebooks and build the HTML; returns the HTML folder.
 
     ``profile`` is the MoG studies' (run live); ``cifar_profile`` names the CIFAR-10
@@ -60,15 +74,27 @@ def build(*, profile: str = "quick", cifar_profile: str = "paper", output: Path 
         shutil.rmtree(stage)
     shutil.copytree(book_dir, stage, ignore=shutil.ignore_patterns("_build", "figures", ".ipynb_checkpoints"))
     shutil.copytree(_mathjax_dir(), stage / "_mathjax" / "mathjax")  # see _config.yml
-    params = {"profile": profile, "cifar_profile": cifar_profile, "results_dir": str(results_dir),
-              "figures_dir": str(stage / "figures"), "seeds": seeds}
+    params = {
+        "profile": profile,
+        "cifar_profile": cifar_profile,
+        "results_dir": str(results_dir),
+        "figures_dir": str(stage / "figures"),
+        "seeds": seeds,
+    }
     for nb in NOTEBOOKS:
         t0 = time.perf_counter()
         execute_notebook(stage / nb, stage / nb, params)
         if not quiet:
             print(f"executed {nb} in {time.perf_counter() - t0:.1f} s", flush=True)
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(stage), "--path-output", str(output),
-           "--warningiserror", "--keep-going"]
+    cmd = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(stage),
+        "--path-output",
+        str(output),
+        "--warningiserror",
+        "--keep-going",
+    ]
     proc = subprocess.run(cmd, capture_output=quiet, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed:\n{proc.stdout or ''}\n{proc.stderr or ''}")
@@ -79,19 +105,27 @@ def build(*, profile: str = "quick", cifar_profile: str = "paper", output: Path 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m l2dlib.book", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m l2dlib.book", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profile", default="quick", help="profile of the MoG studies (default quick)")
-    parser.add_argument("--cifar-profile", default="paper",
-                        help="profile of the committed CIFAR-10 results shown (default paper)")
+    parser.add_argument(
+        "--cifar-profile", default="paper", help="profile of the committed CIFAR-10 results shown (default paper)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help="MoG study seeds (default: the profile's)")
-    parser.add_argument("--output", type=Path, default=REPO / "book",
-                        help="the HTML goes to OUTPUT/_build/html (default: book/)")
+    parser.add_argument(
+        "--output", type=Path, default=REPO / "book", help="the HTML goes to OUTPUT/_build/html (default: book/)"
+    )
     parser.add_argument("--results-dir", type=Path, default=REPO / "results")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    build(profile=args.profile, cifar_profile=args.cifar_profile, output=args.output,
-          results_dir=args.results_dir, seeds=args.seeds)
+    build(
+        profile=args.profile,
+        cifar_profile=args.cifar_profile,
+        output=args.output,
+        results_dir=args.results_dir,
+        seeds=args.seeds,
+    )
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 

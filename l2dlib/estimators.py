@@ -60,6 +60,4 @@ def system_predictions(logits: Tensor, expert_preds: Tensor, num_classes: int) -
 
 def _check_columns(logits: Tensor, num_classes: int) -> None:
     if logits.shape[-1] <= num_classes:
-        raise ValueError(
-            f"logits have {logits.shape[-1]} columns: expected K+J with K={num_classes}, J >= 1"
-        )
+        raise ValueError(f"logits have {logits.shape[-1]} columns: expected K+J with K={num_classes}, J >= 1")

@@ -15,23 +15,70 @@ from . import estimators, metrics
 RELIABILITY_BINS = 20
 # Columns of every study table, in order (DESIGN.md's contract plus a few extras).
 COLUMNS = [
-    "study", "dataset", "profile", "method", "seed", "num_experts", "expert_p", "expert",
-    "expert_kind", "ece", "system_accuracy", "classifier_accuracy", "coverage",
-    "frac_estimates_above_1", "mean_estimate", "expert_accuracy", "ece_10", "ece_30",
-    "ece_adaptive", "ece_uncapped", "brier", "best_epoch", "data_label", "config_key",
+    "study",
+    "dataset",
+    "profile",
+    "method",
+    "seed",
+    "num_experts",
+    "expert_p",
+    "expert",
+    "expert_kind",
+    "ece",
+    "system_accuracy",
+    "classifier_accuracy",
+    "coverage",
+    "frac_estimates_above_1",
+    "mean_estimate",
+    "expert_accuracy",
+    "ece_10",
+    "ece_30",
+    "ece_adaptive",
+    "ece_uncapped",
+    "brier",
+    "best_epoch",
+    "data_label",
+    "config_key",
 ]
 # What :func:`evaluate` returns per expert (the cache stores these; the rest of a table row
 # comes from the configuration).
-ROW_KEYS = ("expert", "ece", "system_accuracy", "classifier_accuracy", "coverage", "frac_estimates_above_1",
-            "mean_estimate", "expert_accuracy", "ece_10", "ece_30", "ece_adaptive", "ece_uncapped", "brier")
+ROW_KEYS = (
+    "expert",
+    "ece",
+    "system_accuracy",
+    "classifier_accuracy",
+    "coverage",
+    "frac_estimates_above_1",
+    "mean_estimate",
+    "expert_accuracy",
+    "ece_10",
+    "ece_30",
+    "ece_adaptive",
+    "ece_uncapped",
+    "brier",
+)
 # Columns of the reliability-diagram tables (<study>-<profile>.reliability.csv).
-RELIABILITY_COLUMNS = ["study", "method", "seed", "num_experts", "expert_p", "expert", "expert_kind",
-                       "bin_lower", "bin_upper", "count", "confidence", "accuracy", "config_key"]
+RELIABILITY_COLUMNS = [
+    "study",
+    "method",
+    "seed",
+    "num_experts",
+    "expert_p",
+    "expert",
+    "expert_kind",
+    "bin_lower",
+    "bin_upper",
+    "count",
+    "confidence",
+    "accuracy",
+    "config_key",
+]
 BIN_KEYS = ("expert", "bin_lower", "bin_upper", "count", "confidence", "accuracy")
 
 
-def evaluate(logits: torch.Tensor, y: torch.Tensor, expert_preds: torch.Tensor, num_classes: int,
-             method: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def evaluate(
+    logits: torch.Tensor, y: torch.Tensor, expert_preds: torch.Tensor, num_classes: int, method: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Metrics on one split: logits [N, K+J], y [N], expert_preds [N, J].
 
     Returns (rows, bins): one dict per expert with :data:`ROW_KEYS`, and one dict per
@@ -47,19 +94,21 @@ def evaluate(logits: torch.Tensor, y: torch.Tensor, expert_preds: torch.Tensor, 
     rows, bins = [], []
     for j in range(expert_preds.shape[1]):
         c, r = estimates[:, j], correct[:, j]
-        rows.append({
-            "expert": j,
-            "ece": metrics.ece(c, r, RELIABILITY_BINS),
-            **system,
-            "frac_estimates_above_1": float((c > 1).float().mean()),
-            "mean_estimate": float(c.mean()),
-            "expert_accuracy": float(r.float().mean()),
-            "ece_10": metrics.ece(c, r, 10),
-            "ece_30": metrics.ece(c, r, 30),
-            "ece_adaptive": metrics.adaptive_ece(c, r, RELIABILITY_BINS),
-            "ece_uncapped": metrics.ece(c, r, RELIABILITY_BINS, cap=False),
-            "brier": metrics.brier(c, r),
-        })
+        rows.append(
+            {
+                "expert": j,
+                "ece": metrics.ece(c, r, RELIABILITY_BINS),
+                **system,
+                "frac_estimates_above_1": float((c > 1).float().mean()),
+                "mean_estimate": float(c.mean()),
+                "expert_accuracy": float(r.float().mean()),
+                "ece_10": metrics.ece(c, r, 10),
+                "ece_30": metrics.ece(c, r, 30),
+                "ece_adaptive": metrics.adaptive_ece(c, r, RELIABILITY_BINS),
+                "ece_uncapped": metrics.ece(c, r, RELIABILITY_BINS, cap=False),
+                "brier": metrics.brier(c, r),
+            }
+        )
         diagram = metrics.reliability_bins(c, r, RELIABILITY_BINS)
         bins += [{"expert": j, **b} for b in diagram.astype(object).where(diagram.notna(), None).to_dict("records")]
     return rows, bins

@@ -73,9 +73,7 @@ def expert_generator(seed: int, expert_index: int, split: str) -> torch.Generato
     return generator(seed, EXPERT_STREAM, expert_index, _SPLIT_IDS[split])
 
 
-def draw_predictions(
-    experts: list[Expert], y: Tensor, num_classes: int, seed: int, split: str
-) -> Tensor:
+def draw_predictions(experts: list[Expert], y: Tensor, num_classes: int, seed: int, split: str) -> Tensor:
     """Predictions of every expert on one split, [N, J] int64 (on the CPU)."""
     y = y.cpu()
     cols = [e.predict(y, num_classes, expert_generator(seed, j, split)) for j, e in enumerate(experts)]

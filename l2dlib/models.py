@@ -153,12 +153,12 @@ class WideResNet(nn.Module):
     ``forward``: x float [B, 3, H, W] -> [B, num_outputs].
     """
 
-    def __init__(self, depth: int = 28, widen: int = 4, num_outputs: int = 10,
-                 dropout: float = 0.0, *, seed: int = 0) -> None:
+    def __init__(
+        self, depth: int = 28, widen: int = 4, num_outputs: int = 10, dropout: float = 0.0, *, seed: int = 0
+    ) -> None:
         super().__init__()
         if depth < 10 or (depth - 4) % 6:
-            raise ValueError(f"WideResNet depth must be 6n + 4 with n >= 1 (e.g. 16, 22, 28, 40), "
-                             f"got {depth}")
+            raise ValueError(f"WideResNet depth must be 6n + 4 with n >= 1 (e.g. 16, 22, 28, 40), got {depth}")
         if widen < 1:
             raise ValueError(f"expected widen >= 1, got {widen}")
         n = (depth - 4) // 6
@@ -166,10 +166,15 @@ class WideResNet(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, padding=1, bias=False)]
         for group, stride in enumerate((1, 2, 2)):
             for i in range(n):
-                layers.append(_WideBlock(widths[group] if i == 0 else widths[group + 1],
-                                         widths[group + 1], stride if i == 0 else 1, dropout))
-        layers += [nn.BatchNorm2d(widths[3]), nn.ReLU(inplace=True),
-                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+                layers.append(
+                    _WideBlock(
+                        widths[group] if i == 0 else widths[group + 1],
+                        widths[group + 1],
+                        stride if i == 0 else 1,
+                        dropout,
+                    )
+                )
+        layers += [nn.BatchNorm2d(widths[3]), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(widths[3], num_outputs)
         _init(self, seed)
@@ -189,8 +194,11 @@ class _WideBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.shortcut = (nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
-                         if stride != 1 or in_channels != out_channels else None)
+        self.shortcut = (
+            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
+            if stride != 1 or in_channels != out_channels
+            else None
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         pre = torch.relu(self.bn1(x))
@@ -223,14 +231,19 @@ class FastResNet(nn.Module):
     ``forward``: x float [B, 3, H, W] (H, W divisible by 8) -> [B, num_outputs].
     """
 
-    def __init__(self, num_outputs: int = 10, *, widths: tuple[int, int, int] = (64, 256, 256),
-                 output_scale: float = OUTPUT_SCALE, seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_outputs: int = 10,
+        *,
+        widths: tuple[int, int, int] = (64, 256, 256),
+        output_scale: float = OUTPUT_SCALE,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if len(widths) != 3 or min(widths) < 1:
             raise ValueError(f"expected three positive widths, got {widths}")
         self.stem = _conv_bn_gelu(3, widths[0])
-        self.groups = nn.Sequential(*(_FastGroup(c_in, c_out)
-                                      for c_in, c_out in zip((widths[0], *widths[:2]), widths)))
+        self.groups = nn.Sequential(*(_FastGroup(c_in, c_out) for c_in, c_out in zip((widths[0], *widths[:2]), widths)))
         self.pool = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())
         self.head = nn.Linear(widths[2], num_outputs)
         self.output_scale = output_scale
@@ -246,10 +259,15 @@ class _FastGroup(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-                                  nn.MaxPool2d(2), nn.BatchNorm2d(out_channels), nn.GELU())
-        self.residual = nn.Sequential(_conv_bn_gelu(out_channels, out_channels),
-                                      _conv_bn_gelu(out_channels, out_channels))
+        self.down = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.MaxPool2d(2),
+            nn.BatchNorm2d(out_channels),
+            nn.GELU(),
+        )
+        self.residual = nn.Sequential(
+            _conv_bn_gelu(out_channels, out_channels), _conv_bn_gelu(out_channels, out_channels)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.down(x)
@@ -257,8 +275,9 @@ class _FastGroup(nn.Module):
 
 
 def _conv_bn_gelu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.GELU())
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.GELU()
+    )
 
 
 @torch.no_grad()

@@ -21,8 +21,7 @@ CLUSTER_COLORS = ("tab:purple", "tab:green", "tab:red", "tab:olive")
 
 def _lines(data: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel: str) -> plt.Axes:
     methods = [m for m in COLORS if m in set(data["method"])]
-    sns.lineplot(data=data, x=x, y=y, hue="method", hue_order=methods, palette=COLORS,
-                 errorbar="sd", marker="o", ax=ax)
+    sns.lineplot(data=data, x=x, y=y, hue="method", hue_order=methods, palette=COLORS, errorbar="sd", marker="o", ax=ax)
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles, [LABELS.get(label, label) for label in labels], frameon=False)
     ax.set(xlabel=xlabel, ylabel=ylabel)
@@ -32,24 +31,37 @@ def _lines(data: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel
 
 def ece_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
     """Fig. 1 (a, d), Fig. 2 (a): ECE averaged over experts against the number of experts."""
-    _lines(per_seed(table, "num_experts", "ece"), "num_experts", "ece", ax,
-           "number of experts", "ECE (mean over experts)")
+    _lines(
+        per_seed(table, "num_experts", "ece"), "num_experts", "ece", ax, "number of experts", "ECE (mean over experts)"
+    )
     ax.set_xticks(sorted(table["num_experts"].unique()))
     return ax
 
 
 def accuracy_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
     """Fig. 1 (b, e), Fig. 2 (b): system accuracy against the number of experts."""
-    _lines(per_seed(table, "num_experts", "system_accuracy"), "num_experts", "system_accuracy",
-           ax, "number of experts", "system accuracy")
+    _lines(
+        per_seed(table, "num_experts", "system_accuracy"),
+        "num_experts",
+        "system_accuracy",
+        ax,
+        "number of experts",
+        "system accuracy",
+    )
     ax.set_xticks(sorted(table["num_experts"].unique()))
     return ax
 
 
 def random_expert_ece(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
     """Fig. 1 (c, f): the random expert's ECE against the other experts' correctness p."""
-    _lines(per_seed(table, "expert_p", "ece", expert_kind="random"), "expert_p", "ece", ax,
-           "correctness probability p of the other experts", "ECE of the random expert")
+    _lines(
+        per_seed(table, "expert_p", "ece", expert_kind="random"),
+        "expert_p",
+        "ece",
+        ax,
+        "correctness probability p of the other experts",
+        "ECE of the random expert",
+    )
     return ax
 
 
@@ -59,10 +71,27 @@ def frac_above_one(table: pd.DataFrame, x: str, ax: plt.Axes, xlabel: str) -> pl
     return _lines(data, x, "frac_estimates_above_1", ax, xlabel, "fraction of estimates > 1")
 
 
-def metric_lines(table: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel: str,
-                 *, expert_kind: str | None = None) -> plt.Axes:
+def metric_lines(
+    table: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel: str, *, expert_kind: str | None = None
+) -> plt.Axes:
     """Any per-expert column ``y`` (mean over experts, then seeds) against ``x``."""
     return _lines(per_seed(table, x, y, expert_kind=expert_kind), x, y, ax, xlabel, ylabel)
+
+
+def degeneracy_figure(increasing: pd.DataFrame, dependence: pd.DataFrame) -> plt.Figure:
+    """Where Eq. 2 leaves [0, 1]: per study (rows), how often the softmax estimate exceeds 1,
+    the ECE without the cap, and the Brier score (the dependence study: the random expert)."""
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    for row, table, x, label, kind in (
+        (0, increasing, "num_experts", "number of experts", None),
+        (1, dependence, "expert_p", "quality p of the other experts", "random"),
+    ):
+        who = "" if kind is None else ", random expert"
+        frac_above_one(table, x, axes[row, 0], label)
+        metric_lines(table, x, "ece_uncapped", axes[row, 1], label, f"ECE{who}, uncapped", expert_kind=kind)
+        metric_lines(table, x, "brier", axes[row, 2], label, f"Brier score{who}", expert_kind=kind)
+    fig.tight_layout()
+    return fig
 
 
 def reliability_diagram(bins: pd.DataFrame, ax: plt.Axes, *, title: str = "") -> plt.Axes:
@@ -75,12 +104,18 @@ def reliability_diagram(bins: pd.DataFrame, ax: plt.Axes, *, title: str = "") ->
     for method in [m for m in COLORS if m in set(pooled["method"])]:
         d = pooled[pooled["method"] == method]
         share = d["count"] / d["count"].sum()
-        ax.plot(d["c_sum"] / d["count"], d["a_sum"] / d["count"], color=COLORS[method], lw=1,
-                label=LABELS[method])
-        ax.scatter(d["c_sum"] / d["count"], d["a_sum"] / d["count"], s=10 + 400 * share,
-                   color=COLORS[method], alpha=0.6)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="estimated P(expert right) (capped)",
-           ylabel="observed frequency", title=title, aspect="equal")
+        ax.plot(d["c_sum"] / d["count"], d["a_sum"] / d["count"], color=COLORS[method], lw=1, label=LABELS[method])
+        ax.scatter(
+            d["c_sum"] / d["count"], d["a_sum"] / d["count"], s=10 + 400 * share, color=COLORS[method], alpha=0.6
+        )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="estimated P(expert right) (capped)",
+        ylabel="observed frequency",
+        title=title,
+        aspect="equal",
+    )
     ax.legend(frameon=False, fontsize="small")
     return ax
 
@@ -113,8 +148,7 @@ NO_RESULTS = "no results yet\n(this needs a GPU run)"  # CIFAR-10 panels
 
 def placeholder(ax: plt.Axes, message: str = NO_RESULTS) -> plt.Axes:
     """An empty panel that says why it is empty (never a stand-in curve)."""
-    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=10, color="0.35",
-            transform=ax.transAxes)
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=10, color="0.35", transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -130,8 +164,9 @@ STUDY_PANELS = {
 }
 
 
-def study_panels(study: str, table: pd.DataFrame | None, axes, *, letters: str, label: str,
-                 missing: str = NO_RESULTS) -> None:
+def study_panels(
+    study: str, table: pd.DataFrame | None, axes, *, letters: str, label: str, missing: str = NO_RESULTS
+) -> None:
     """Draw a study's panels on ``axes`` (titles "(letter) what" and the data label), or
     placeholders saying ``missing`` when ``table`` is None."""
     for ax, (draw, what), letter in zip(axes, STUDY_PANELS[study], letters):
@@ -151,15 +186,14 @@ def study_figure(study: str, table: pd.DataFrame | None, *, letters: str, label:
     return fig
 
 
-def figure1(mog_increasing: pd.DataFrame | None, mog_dependence: pd.DataFrame | None,
-            cifar_increasing: pd.DataFrame | None, cifar_dependence: pd.DataFrame | None,
-            *, labels: dict[str, str]) -> plt.Figure:
+def figure1(tables: dict[tuple[str, str], pd.DataFrame | None], *, labels: dict[str, str]) -> plt.Figure:
     """Figure 1 as the paper's 2x3 grid: rows MoG and CIFAR-10; columns ECE against J,
-    system accuracy against J, the random expert's ECE against p. ``labels`` gives each
-    row's data label; a missing table gets placeholder panels."""
+    system accuracy against J, the random expert's ECE against p. ``tables`` maps
+    (dataset, study) to a table or None (placeholder panels); ``labels`` gives each row's
+    data label (see :func:`l2dlib.report.figure1_tables`)."""
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    for row, dataset, inc, dep, letters in ((0, "mog", mog_increasing, mog_dependence, "abc"),
-                                             (1, "cifar10", cifar_increasing, cifar_dependence, "def")):
+    for row, dataset, letters in ((0, "mog", "abc"), (1, "cifar10", "def")):
+        inc, dep = tables.get((dataset, "increasing_experts")), tables.get((dataset, "expert_dependence"))
         label = labels.get(dataset, dataset)
         missing = NO_RESULTS if dataset == "cifar10" else "no results yet\n(run the study)"
         study_panels("increasing_experts", inc, axes[row, :2], letters=letters[:2], label=label, missing=missing)

@@ -50,32 +50,52 @@ class Profile:
 
 # lr 0.05: at 0.1, 8 of 195 paper-profile models lost most ReLUs in the first epochs and
 # kept a weak epoch-1-2 state; at 0.05 none of 195 did (measured; docs/decisions.md).
-_MOG_TRAIN = TrainConfig(max_epochs=50, batch_size=256, lr=0.05, momentum=0.9, nesterov=True,
-                         weight_decay=5e-4, patience=20)
+_MOG_TRAIN = TrainConfig(
+    max_epochs=50, batch_size=256, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, patience=20
+)
 _CIFAR = dict(dataset="cifar10", augment=True, max_models_per_batch=1, cpu_workers=1)
 _TABLE = {
-    ("mog", "smoke"): Profile("smoke", "mog", (0,), replace(_MOG_TRAIN, max_epochs=3, batch_size=64),
-                              num_points=400, cpu_workers=1),
+    ("mog", "smoke"): Profile(
+        "smoke", "mog", (0,), replace(_MOG_TRAIN, max_epochs=3, batch_size=64), num_points=400, cpu_workers=1
+    ),
     ("mog", "quick"): Profile("quick", "mog", (0, 1, 2), _MOG_TRAIN),
     ("mog", "paper"): Profile("paper", "mog", (0, 1, 2, 3, 4), _MOG_TRAIN),
     ("mog", "faithful"): Profile("faithful", "mog", (0, 1, 2, 3, 4), _MOG_TRAIN),
     # A tiny net on a few hundred synthetic images, one epoch: exercises the CIFAR path on a CPU.
     ("cifar10", "smoke"): Profile(
-        "smoke", seeds=(0,), model="fast_resnet", model_options=(("widths", (8, 16, 16)),), synthetic=True,
-        train=TrainConfig(max_epochs=1, batch_size=64, lr=0.05, eval_batch_size=512), **_CIFAR),
+        "smoke",
+        seeds=(0,),
+        model="fast_resnet",
+        model_options=(("widths", (8, 16, 16)),),
+        synthetic=True,
+        train=TrainConfig(max_epochs=1, batch_size=64, lr=0.05, eval_batch_size=512),
+        **_CIFAR,
+    ),
     # The fast residual net on the full data, on a GPU (bf16 autocast). Not yet run on a GPU:
     # the schedule is the conventional one for ResNet-9-like nets and may need tuning.
     ("cifar10", "paper"): Profile(
-        "paper", seeds=(0, 1, 2), model="fast_resnet", needs_gpu=True,
-        train=TrainConfig(max_epochs=30, batch_size=512, lr=0.2, weight_decay=5e-4, patience=20,
-                          eval_batch_size=2000, amp=True), **_CIFAR),
+        "paper",
+        seeds=(0, 1, 2),
+        model="fast_resnet",
+        needs_gpu=True,
+        train=TrainConfig(
+            max_epochs=30, batch_size=512, lr=0.2, weight_decay=5e-4, patience=20, eval_batch_size=2000, amp=True
+        ),
+        **_CIFAR,
+    ),
     # The paper's WideResNet-28-4 with the authors' defaults: batch 1024, Nesterov SGD lr 0.1,
     # weight decay 5e-4, cosine over 100 epochs, early stopping look-ahead 20.
     ("cifar10", "faithful"): Profile(
-        "faithful", seeds=(0, 1, 2), model="wide_resnet", model_options=(("depth", 28), ("widen", 4)),
+        "faithful",
+        seeds=(0, 1, 2),
+        model="wide_resnet",
+        model_options=(("depth", 28), ("widen", 4)),
         needs_gpu=True,
-        train=TrainConfig(max_epochs=100, batch_size=1024, lr=0.1, weight_decay=5e-4, patience=20,
-                          eval_batch_size=2000, amp=True), **_CIFAR),
+        train=TrainConfig(
+            max_epochs=100, batch_size=1024, lr=0.1, weight_decay=5e-4, patience=20, eval_batch_size=2000, amp=True
+        ),
+        **_CIFAR,
+    ),
 }
 
 
@@ -97,8 +117,9 @@ def get_profile(dataset: str, profile: str) -> Profile:
     try:
         return _TABLE[(dataset, profile)]
     except KeyError:
-        raise ValueError(f"profile {profile!r} is not defined for dataset {dataset!r} "
-                         f"(it has: {', '.join(profiles_of(dataset))})") from None
+        raise ValueError(
+            f"profile {profile!r} is not defined for dataset {dataset!r} (it has: {', '.join(profiles_of(dataset))})"
+        ) from None
 
 
 def resolve_device(device: str | None, profile: Profile) -> torch.device:
@@ -110,7 +131,8 @@ def resolve_device(device: str | None, profile: Profile) -> torch.device:
             raise ValueError(
                 f"profile {profile.name!r} on {profile.dataset} trains a CNN per configuration "
                 "and needs a GPU, and torch sees none: pass device 'cpu' (--device cpu) to run "
-                "it on the CPU anyway (hours), or use profile 'smoke'")
+                "it on the CPU anyway (hours), or use profile 'smoke'"
+            )
         device = "cuda" if profile.needs_gpu else "cpu"
     if device not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {device!r}: expected cpu or cuda")

@@ -30,8 +30,13 @@ def mean_by(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | N
 def summary(table: pd.DataFrame, x: str, *, expert_kind: str | None = None) -> pd.DataFrame:
     """ECE (of ``expert_kind`` experts, or averaged over all) and system accuracy, mean
     over seeds, per ``x``; columns (metric, method)."""
-    return pd.concat({"ECE": mean_by(table, x, "ece", expert_kind=expert_kind),
-                      "system accuracy": mean_by(table, x, "system_accuracy")}, axis=1)
+    return pd.concat(
+        {
+            "ECE": mean_by(table, x, "ece", expert_kind=expert_kind),
+            "system accuracy": mean_by(table, x, "system_accuracy"),
+        },
+        axis=1,
+    )
 
 
 def trend(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> dict:
@@ -74,8 +79,9 @@ ECE_VARIANTS = {
 }
 
 
-def method_ranking(table: pd.DataFrame, *, expert_kind: str | None = None,
-                   columns: dict[str, str] = ECE_VARIANTS) -> pd.DataFrame:
+def method_ranking(
+    table: pd.DataFrame, *, expert_kind: str | None = None, columns: dict[str, str] = ECE_VARIANTS
+) -> pd.DataFrame:
     """Mean over seeds (of the mean over experts and configurations) of each calibration
     metric per method, and the methods ranked from best (lowest) to worst."""
     if expert_kind is not None:
@@ -92,15 +98,16 @@ def ranking_is_stable(ranking: pd.DataFrame, rows: list[str]) -> bool:
     return ranking.loc[rows, "ranking (best first)"].nunique() == 1
 
 
-def trend_sentences(table: pd.DataFrame, x: str, *, expert_kind: str | None = None, per: str,
-                    x_name: str) -> str:
+def trend_sentences(table: pd.DataFrame, x: str, *, expert_kind: str | None = None, per: str, x_name: str) -> str:
     """One sentence per method: the mean ECE at the smallest and largest ``x`` and the
     verdict of :func:`describe_trend`."""
     out = []
     lo, hi = table[x].min(), table[x].max()
     for method, t in trend(table, x, expert_kind=expert_kind).items():
-        out.append(f"{LABELS.get(method, method)}: {t['first']:.4f} at {x_name} = {lo:g}, "
-                   f"{t['last']:.4f} at {x_name} = {hi:g}; it {describe_trend(t, per=per)}.")
+        out.append(
+            f"{LABELS.get(method, method)}: {t['first']:.4f} at {x_name} = {lo:g}, "
+            f"{t['last']:.4f} at {x_name} = {hi:g}; it {describe_trend(t, per=per)}."
+        )
     return " ".join(out)
 
 
@@ -112,15 +119,18 @@ def missing_results(study: str, dataset: str, profile: str) -> str:
     return f"No {dataset} results for profile `{profile}` exist yet (`{command}`)."
 
 
-def describe_results(study: str, table: pd.DataFrame | None, info: dict | None, profile: str,
-                     dataset: str = "cifar10") -> str:
+def describe_results(
+    study: str, table: pd.DataFrame | None, info: dict | None, profile: str, dataset: str = "cifar10"
+) -> str:
     """Markdown for a page showing committed results: what data, profile, seeds and device
     made them and each method's ECE trend; or, when ``table`` is None, why there are none."""
     if table is None:
         return missing_results(study, dataset, profile)
     axis = AXES[study]
-    return (f"Data: {info['data_label']}; profile `{profile}`, seeds {info['seeds']}, device {info['device']}. "
-            + trend_sentences(table, axis.column, expert_kind=axis.expert_kind, per=axis.per, x_name=axis.symbol))
+    return (
+        f"Data: {info['data_label']}; profile `{profile}`, seeds {info['seeds']}, device {info['device']}. "
+        + trend_sentences(table, axis.column, expert_kind=axis.expert_kind, per=axis.per, x_name=axis.symbol)
+    )
 
 
 def below_all_others(table: pd.DataFrame, method: str, column: str = "classifier_accuracy") -> dict:
@@ -130,8 +140,12 @@ def below_all_others(table: pd.DataFrame, method: str, column: str = "classifier
     per_model = table.groupby(["method", "seed", "num_experts", "expert_p"], dropna=False)[column].first()
     mine = per_model.loc[method]
     worst_other = float(per_model.drop(index=method, level="method").min())
-    return {"count": int((mine < worst_other).sum()), "models": int(len(mine)),
-            "worst": float(mine.min()), "worst_other": worst_other}
+    return {
+        "count": int((mine < worst_other).sum()),
+        "models": int(len(mine)),
+        "worst": float(mine.min()),
+        "worst_other": worst_other,
+    }
 
 
 def describe_failures(table: pd.DataFrame, method: str, *, margin: float = 0.01) -> str:
@@ -141,10 +155,70 @@ def describe_failures(table: pd.DataFrame, method: str, *, margin: float = 0.01)
         return f"(This comparison needs {method} and at least one other method in `methods`.)"
     f = below_all_others(table, method)
     if f["count"] == 0:
-        return (f"None of the {f['models']} {method} models has a classifier less accurate than every "
-                f"model of the other methods (the worst of those reaches {f['worst_other']:.3f}).")
-    text = (f"In {f['count']} of its {f['models']} models, the {method} classifier is less accurate than "
-            f"every model of the other methods (its worst reaches {f['worst']:.3f}, theirs {f['worst_other']:.3f})")
+        return (
+            f"None of the {f['models']} {method} models has a classifier less accurate than every "
+            f"model of the other methods (the worst of those reaches {f['worst_other']:.3f})."
+        )
+    text = (
+        f"In {f['count']} of its {f['models']} models, the {method} classifier is less accurate than "
+        f"every model of the other methods (its worst reaches {f['worst']:.3f}, theirs {f['worst_other']:.3f})"
+    )
     if f["worst"] < f["worst_other"] - margin:
         return text + ": it trains less reliably here."
     return text + f", by less than {margin:.2f}: no sign of a training problem."
+
+
+def study_numbers(study: str, table: pd.DataFrame) -> dict[str, float | int | str]:
+    """The numbers a study page glues into its prose: per method the ECE at the first and
+    last x, the trend's verdict and the mean system accuracy; the x range; the seed count."""
+    axis = AXES[study]
+    out: dict[str, float | int | str] = {}
+    for method, t in trend(table, axis.column, "ece", expert_kind=axis.expert_kind).items():
+        out[f"{method}_first"], out[f"{method}_last"] = t["first"], t["last"]
+        out[f"{method}_verdict"] = describe_trend(t, per=axis.per)
+        out[f"{method}_acc"] = float(table.loc[table["method"] == method, "system_accuracy"].mean())
+    symbol = axis.symbol.lower()
+    out[f"{symbol}_first"] = table[axis.column].min().item()
+    out[f"{symbol}_last"] = table[axis.column].max().item()
+    out["n_seeds"] = int(table["seed"].nunique())
+    if "softmax" in set(table["method"]):
+        out["frac_above_1"] = float(table.loc[table["method"] == "softmax", "frac_estimates_above_1"].mean())
+    return out
+
+
+def degeneracy_numbers(increasing: pd.DataFrame, dependence: pd.DataFrame) -> dict[str, float]:
+    """How often the softmax estimate exceeds 1 (largest mean over seeds along each study's
+    axis) and how much capping lowers its ECE (mean over rows), in both MoG studies."""
+    out = {}
+    for name, table, x in (("inc", increasing, "num_experts"), ("dep", dependence, "expert_p")):
+        sm = table[table["method"] == "softmax"]
+        out[f"frac_{name}_max"] = float(sm.groupby(x)["frac_estimates_above_1"].mean().max())
+        out[f"cap_gap_{name}"] = float((sm["ece_uncapped"] - sm["ece"]).mean())
+    return out
+
+
+BINNINGS = ("ece_10", "ece", "ece_30", "ece_adaptive")
+
+
+def describe_stability(ranking: pd.DataFrame) -> str:
+    """Whether :func:`method_ranking` ranks the methods the same under every binning."""
+    if ranking_is_stable(ranking, [ECE_VARIANTS[c] for c in BINNINGS]):
+        return "the same under every binning"
+    return "not the same under every binning"
+
+
+def figure1_tables(results_dir, profiles: dict[str, str]) -> tuple[dict, dict[str, str], list[str]]:
+    """What Figure 1 draws: per (dataset, study) the table on disk or None; per dataset the
+    data label (with the profile); and a note for each missing table."""
+    from .results import find_table
+
+    tables, labels, notes = {}, {}, []
+    for dataset, profile in profiles.items():
+        for study in ("increasing_experts", "expert_dependence"):
+            table, info = find_table(results_dir, dataset, study, profile)
+            tables[dataset, study] = table
+            if table is not None:
+                labels[dataset] = f"{info['data_label']} ({profile})"
+            elif (note := missing_results(study, dataset, profile)) not in notes:
+                notes.append(note)
+    return tables, labels, notes

@@ -21,7 +21,7 @@ import platform
 import subprocess
 import tempfile
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -150,8 +150,15 @@ def write_cached(path: Path, config: dict[str, Any], rows: list[dict], extra: di
     atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True))
 
 
-def write_table(results_dir, dataset: str, study: str, profile: str, table: pd.DataFrame,
-                provenance: dict[str, Any], reliability: pd.DataFrame) -> tuple[Path, Path]:
+def write_table(
+    results_dir,
+    dataset: str,
+    study: str,
+    profile: str,
+    table: pd.DataFrame,
+    provenance: dict[str, Any],
+    reliability: pd.DataFrame,
+) -> tuple[Path, Path]:
     """The table, its reliability-diagram bins (``.reliability.csv``), then the provenance
     (written last: its presence and row counts vouch for the other two)."""
     csv_path, json_path = table_paths(results_dir, dataset, study, profile)
@@ -162,8 +169,9 @@ def write_table(results_dir, dataset: str, study: str, profile: str, table: pd.D
     return csv_path, json_path
 
 
-def load_table(results_dir, dataset: str, study: str, profile: str, *,
-               reliability: bool = False) -> tuple[pd.DataFrame, dict]:
+def load_table(
+    results_dir, dataset: str, study: str, profile: str, *, reliability: bool = False
+) -> tuple[pd.DataFrame, dict]:
     """A study table (or, with ``reliability``, its reliability-diagram bins) and its
     provenance; clear errors when missing, corrupt or outdated."""
     csv_path, json_path = table_paths(results_dir, dataset, study, profile)
@@ -199,12 +207,18 @@ def git_commit() -> str:
     """The source tree's commit (with '+dirty' when code has uncommitted changes), or 'unknown'."""
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
         # Changed result files do not make the code dirty.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)results"], cwd=root, capture_output=True, text=True,
-                               check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
@@ -227,7 +241,7 @@ def environment() -> dict[str, Any]:
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "packages": versions,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -241,15 +255,22 @@ def provenance_table(results_dir) -> pd.DataFrame:
             continue
         if "study" not in p:
             continue
-        rows.append({
-            "table": f"{p['dataset']}/{path.stem}.csv", "profile": p["profile"],
-            "seeds": " ".join(map(str, p["seeds"])), "methods": " ".join(p["methods"]),
-            "data": p["data_label"], "data sha256": p["data_fingerprint"][:12],
-            "commit": p["git_commit"][:12] + ("+dirty" if p["git_commit"].endswith("+dirty") else ""),
-            "device": p["device"], "wall s": p["wall_seconds"],
-            "computed / configs": f"{p['num_computed']} / {p['num_configs']}",
-            "results version": p["results_version"], "created": p["created"],
-        })
+        rows.append(
+            {
+                "table": f"{p['dataset']}/{path.stem}.csv",
+                "profile": p["profile"],
+                "seeds": " ".join(map(str, p["seeds"])),
+                "methods": " ".join(p["methods"]),
+                "data": p["data_label"],
+                "data sha256": p["data_fingerprint"][:12],
+                "commit": p["git_commit"][:12] + ("+dirty" if p["git_commit"].endswith("+dirty") else ""),
+                "device": p["device"],
+                "wall s": p["wall_seconds"],
+                "computed / configs": f"{p['num_computed']} / {p['num_configs']}",
+                "results version": p["results_version"],
+                "created": p["created"],
+            }
+        )
     return pd.DataFrame(rows)
 
 

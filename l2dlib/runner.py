@@ -28,7 +28,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -41,8 +40,7 @@ from .experts import draw_predictions
 from .models import MLP, FastResNet, Stacked, WideResNet
 from .profiles import Profile, get_profile, resolve_device
 from .rng import derive_seed
-from .studies import (AXES, STUDIES, RunConfig, check_methods, check_options, check_seeds,
-                      run_config, study_configs)
+from .studies import AXES, STUDIES, RunConfig, check_methods, check_options, check_seeds, run_config, study_configs
 from .train import Split, predict, train
 
 INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.experts)
@@ -58,6 +56,7 @@ def output_width(cfg: RunConfig, profile: Profile, num_classes: int) -> int:
 
 
 # ------------------------------------------------------------------ data and model
+
 
 def load_data(profile: Profile, device: torch.device, data_dir: str | Path | None = None) -> Dataset:
     """The profile's data on ``device`` (CIFAR-10 from ``data_dir``, see ``data.cifar10``)."""
@@ -79,8 +78,12 @@ def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> t
     device = data.x["train"].device
     seeds = [derive_seed(c.seed, INIT_STREAM, c.num_experts) for c in cfgs]
     if profile.model == "mlp":
-        return MLP([k + c.num_experts for c in cfgs], seeds=seeds, in_features=data.x["train"].shape[1],
-                   width=output_width(cfgs[0], profile, k)).to(device)
+        return MLP(
+            [k + c.num_experts for c in cfgs],
+            seeds=seeds,
+            in_features=data.x["train"].shape[1],
+            width=output_width(cfgs[0], profile, k),
+        ).to(device)
     if len(cfgs) != 1:
         raise ValueError(f"{profile.model} trains one configuration at a time, got {len(cfgs)}")
     net_class = {"fast_resnet": FastResNet, "wide_resnet": WideResNet}[profile.model]
@@ -94,7 +97,7 @@ def _image_transforms(profile: Profile, device: torch.device):
     and random crop + flip; nothing for MoG."""
     if profile.dataset != "cifar10":
         return None, None
-    from .data.cifar10 import augment, normalize
+    from .data.transforms import augment, normalize
 
     aug = augment if profile.augment else None
     if device.type == "cuda":
@@ -103,6 +106,7 @@ def _image_transforms(profile: Profile, device: torch.device):
 
 
 # ------------------------------------------------------------------ one batch
+
 
 @dataclass
 class BatchResult:
@@ -127,14 +131,29 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
     model = build_model(cfgs, profile, data)
     preprocess, augment = _image_transforms(profile, device)
     with _one_thread(profile.model == "mlp"):
-        history = train(model, splits["train"], splits["val"], methods=[c.method for c in cfgs],
-                        seeds=[derive_seed(c.seed, ORDER_STREAM) for c in cfgs], config=profile.train,
-                        preprocess=preprocess, augment=augment, progress=progress)
+        history = train(
+            model,
+            splits["train"],
+            splits["val"],
+            methods=[c.method for c in cfgs],
+            seeds=[derive_seed(c.seed, ORDER_STREAM) for c in cfgs],
+            config=profile.train,
+            preprocess=preprocess,
+            augment=augment,
+            progress=progress,
+        )
         # Test logits in float32 even when training used bf16: the estimates are what is measured.
         logits = predict(model, data.x["test"], preprocess=preprocess, batch_size=profile.train.eval_batch_size)
-    evaluated = [evaluate(logits[m, :, : k + c.num_experts], data.y["test"],
-                          splits["test"].experts[m, :, : c.num_experts], k, c.method)
-                 for m, c in enumerate(cfgs)]
+    evaluated = [
+        evaluate(
+            logits[m, :, : k + c.num_experts],
+            data.y["test"],
+            splits["test"].experts[m, :, : c.num_experts],
+            k,
+            c.method,
+        )
+        for m, c in enumerate(cfgs)
+    ]
     return BatchResult(evaluated, history.best_epoch.tolist(), history.epochs_run, time.perf_counter() - t0)
 
 
@@ -213,8 +232,14 @@ def worker_count(profile: Profile, device: torch.device, num_batches: int) -> in
     return max(1, min(workers, num_batches))
 
 
-def train_all(batches: list[list[RunConfig]], data: Dataset, profile: Profile, device: torch.device,
-              on_done: Callable[[list[RunConfig], BatchResult], None], progress: bool = False) -> None:
+def train_all(
+    batches: list[list[RunConfig]],
+    data: Dataset,
+    profile: Profile,
+    device: torch.device,
+    on_done: Callable[[list[RunConfig], BatchResult], None],
+    progress: bool = False,
+) -> None:
     """Train every batch and hand each to ``on_done`` as it finishes. On an interruption
     (KeyboardInterrupt, or SystemExit from a signal handler), batches that finished
     meanwhile are handed over too, the workers are stopped at once, and it re-raises."""
@@ -224,8 +249,9 @@ def train_all(batches: list[list[RunConfig]], data: Dataset, profile: Profile, d
             on_done(batch, train_batch(batch, data, profile, progress))
         return
     ctx = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                                  initargs=(os.getpid(),))
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+    )
     futures: dict[concurrent.futures.Future, list[RunConfig]] = {}
     handled: set[concurrent.futures.Future] = set()
     try:
@@ -270,6 +296,7 @@ def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
 
 # ------------------------------------------------------------------ tables
 
+
 @dataclass
 class Record:
     """One finished configuration: its per-expert rows and reliability bins."""
@@ -291,11 +318,21 @@ class StudyState:
     computed: int = 0
 
 
-def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str | Profile = "quick", *,
-                seeds: Sequence[int] | None = None, methods: Sequence[str] = METHODS,
-                num_experts: Sequence[int] | None = None, expert_ps: Sequence[float] | None = None,
-                results_dir: str | Path = "results", force: bool = False, device: str | None = None,
-                data_dir: str | Path | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
+def run_studies(
+    studies: Sequence[str],
+    dataset: str = "mog",
+    profile: str | Profile = "quick",
+    *,
+    seeds: Sequence[int] | None = None,
+    methods: Sequence[str] = METHODS,
+    num_experts: Sequence[int] | None = None,
+    expert_ps: Sequence[float] | None = None,
+    results_dir: str | Path = "results",
+    force: bool = False,
+    device: str | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
     """Run (or reuse) every configuration of the studies and write each table and provenance.
 
     Returns, per study, the rows of the configurations asked for. The table written to
@@ -320,8 +357,12 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str | Pro
         raise ValueError(f"data_dir (--data-dir) does not apply to {what}: it reads no files")
     seeds = check_seeds(prof.seeds if seeds is None else seeds)
     methods = check_methods(methods)
-    grids = {s: study_configs(s, dataset, prof.name, seeds=seeds, methods=methods,
-                              num_experts=num_experts, expert_ps=expert_ps) for s in studies}
+    grids = {
+        s: study_configs(
+            s, dataset, prof.name, seeds=seeds, methods=methods, num_experts=num_experts, expert_ps=expert_ps
+        )
+        for s in studies
+    }
     dev = resolve_device(device, prof)
     results_dir = Path(results_dir).expanduser()
     for s in studies:  # before any compute: a folder we cannot write would lose it all
@@ -340,19 +381,35 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str | Pro
     batches = make_batches(todo, prof, data.num_classes)
     device_text = _device_description(dev, prof, len(batches))
     total = sum(len(st.configs) for st in states.values())
-    bar = tqdm(total=total, initial=total - len(todo), unit="config", disable=not progress,
-               desc=f"{'+'.join(studies)} ({dataset}, {prof.name})")
+    bar = tqdm(
+        total=total,
+        initial=total - len(todo),
+        unit="config",
+        disable=not progress,
+        desc=f"{'+'.join(studies)} ({dataset}, {prof.name})",
+    )
 
     def cache(batch: list[RunConfig], res: BatchResult) -> None:
         for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
             st = states[c.study]
             key = st.keys[c.identity]
-            extra = {"best_epoch": best, "bins": bins, "batch_size_models": len(batch),
-                     "batch_epochs_run": res.epochs_run, "batch_training_examples": len(data.y["train"]),
-                     "batch_wall_seconds": res.wall_seconds, "device": device_text,
-                     "git_commit": env["git_commit"], "data_fingerprint": data.fingerprint}
-            results.write_cached(results.cache_dir(results_dir, dataset, c.study, prof.name) / f"{key}.json",
-                                 c.as_dict(prof), rows, extra)
+            extra = {
+                "best_epoch": best,
+                "bins": bins,
+                "batch_size_models": len(batch),
+                "batch_epochs_run": res.epochs_run,
+                "batch_training_examples": len(data.y["train"]),
+                "batch_wall_seconds": res.wall_seconds,
+                "device": device_text,
+                "git_commit": env["git_commit"],
+                "data_fingerprint": data.fingerprint,
+            }
+            results.write_cached(
+                results.cache_dir(results_dir, dataset, c.study, prof.name) / f"{key}.json",
+                c.as_dict(prof),
+                rows,
+                extra,
+            )
             st.records[key] = Record([r | {"best_epoch": best} for r in rows], bins)
             st.computed += 1
             st.dirty = True
@@ -363,22 +420,35 @@ def run_studies(studies: Sequence[str], dataset: str = "mog", profile: str | Pro
     finally:
         bar.close()
 
-    run = {"command": _command(), "device": device_text, "created": env["created"],
-           "git_commit": env["git_commit"], "wall_seconds": round(time.perf_counter() - started, 3),
-           "wall_seconds_covers": list(studies)}
+    run = {
+        "command": _command(),
+        "device": device_text,
+        "created": env["created"],
+        "git_commit": env["git_commit"],
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "wall_seconds_covers": list(studies),
+    }
     tables = {}
     for study, st in states.items():
         table, reliability = _assemble(st, data)
         if st.dirty or st.on_disk != set(st.configs):
-            results.write_table(results_dir, dataset, study, prof.name, table,
-                                _provenance(st, table, prof, data, env, run), reliability)
+            results.write_table(
+                results_dir, dataset, study, prof.name, table, _provenance(st, table, prof, data, env, run), reliability
+            )
         asked = {key_of(c) for c in grids[study]}
         tables[study] = table[table["config_key"].isin(asked)].reset_index(drop=True)
     return tables
 
 
-def _gather(study: str, grid: list[RunConfig], prof: Profile, data: Dataset, results_dir: Path,
-            key_of: Callable[[RunConfig], str], force: bool) -> StudyState:
+def _gather(
+    study: str,
+    grid: list[RunConfig],
+    prof: Profile,
+    data: Dataset,
+    results_dir: Path,
+    key_of: Callable[[RunConfig], str],
+    force: bool,
+) -> StudyState:
     """What a study's table will hold: the configurations asked for, those in the table on
     disk and those in the cache, each with its record where one is valid."""
     st = StudyState(study)
@@ -418,8 +488,15 @@ def _gather(study: str, grid: list[RunConfig], prof: Profile, data: Dataset, res
         stale = 0
         for key, rows in table.groupby("config_key", sort=False):
             first = rows.iloc[0]
-            cfg = run_config(study, prof.dataset, prof.name, first["method"], int(first["seed"]),
-                             int(first["num_experts"]), None if pd.isna(first["expert_p"]) else float(first["expert_p"]))
+            cfg = run_config(
+                study,
+                prof.dataset,
+                prof.name,
+                first["method"],
+                int(first["seed"]),
+                int(first["num_experts"]),
+                None if pd.isna(first["expert_p"]) else float(first["expert_p"]),
+            )
             if key_of(cfg) != key:
                 stale += 1
                 continue
@@ -435,14 +512,17 @@ def _gather(study: str, grid: list[RunConfig], prof: Profile, data: Dataset, res
                 raise ValueError(
                     f"{path} holds {stale} configuration(s) computed with other settings or data than this "
                     "code uses (their keys differ): re-run with --force to replace the table by what this "
-                    "code computes, or use another --results-dir")
+                    "code computes, or use another --results-dir"
+                )
             warnings.warn(f"--force: dropping {stale} configuration(s) of other settings from {path}", stacklevel=3)
             st.dirty = True
     missing_bins = [k for k, r in st.records.items() if r.bins is None]
     if missing_bins:  # its reliability table was unreadable and the cache lacks them
         path = results.reliability_path(results_dir, prof.dataset, study, prof.name)
-        warnings.warn(f"{path}: no reliability bins for {len(missing_bins)} configuration(s) outside the "
-                      "cache; recomputing them", stacklevel=3)
+        warnings.warn(
+            f"{path}: no reliability bins for {len(missing_bins)} configuration(s) outside the cache; recomputing them",
+            stacklevel=3,
+        )
         for k in missing_bins:
             del st.records[k]
     return st
@@ -456,8 +536,9 @@ def _read_table(results_dir: Path, prof: Profile, study: str, force: bool) -> tu
     try:
         table, provenance = results.load_table(results_dir, prof.dataset, study, prof.name)
         if "config_key" not in table.columns:
-            raise results.OutdatedResults(f"{csv_path} has no config_key column (written by older code): "
-                                          "re-run with --force")
+            raise results.OutdatedResults(
+                f"{csv_path} has no config_key column (written by older code): re-run with --force"
+            )
     except FileNotFoundError:
         return None, None
     except results.OutdatedResults as err:
@@ -477,8 +558,10 @@ def _read_table(results_dir: Path, prof: Profile, study: str, force: bool) -> tu
         path = results.reliability_path(results_dir, prof.dataset, study, prof.name)
         warnings.warn(f"{path} is {why}; rebuilding it from the cache", stacklevel=3)
         return table, None
-    by_key = {k: g[list(BIN_KEYS)].astype(object).where(g[list(BIN_KEYS)].notna(), None).to_dict("records")
-              for k, g in bins.groupby("config_key", sort=False)}
+    by_key = {
+        k: g[list(BIN_KEYS)].astype(object).where(g[list(BIN_KEYS)].notna(), None).to_dict("records")
+        for k, g in bins.groupby("config_key", sort=False)
+    }
     return table, by_key
 
 
@@ -487,14 +570,22 @@ def _config_from(config: dict, study: str, prof: Profile) -> RunConfig | None:
     try:
         if config["study"] != study or config["profile"] != prof.name or config["dataset"] != prof.dataset:
             return None
-        return run_config(study, prof.dataset, prof.name, config["method"], int(config["seed"]),
-                          int(config["num_experts"]), config["expert_p"])
+        return run_config(
+            study,
+            prof.dataset,
+            prof.name,
+            config["method"],
+            int(config["seed"]),
+            int(config["num_experts"]),
+            config["expert_p"],
+        )
     except (KeyError, TypeError, ValueError):
         return None
 
 
 def _assemble(st: StudyState, data: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The study table and its reliability bins, in (method, seed, J or p) order."""
+
     def order(key: str) -> tuple:
         c = st.configs[key]
         return (METHODS.index(c.method), c.seed, c.num_experts, -1 if c.expert_p is None else c.expert_p)
@@ -502,10 +593,25 @@ def _assemble(st: StudyState, data: Dataset) -> tuple[pd.DataFrame, pd.DataFrame
     rows, bins = [], []
     for key in sorted(st.records, key=order):
         c, rec = st.configs[key], st.records[key]
-        ident = {"study": c.study, "method": c.method, "seed": c.seed, "num_experts": c.num_experts,
-                 "expert_p": c.expert_p}
-        rows += [ident | {"dataset": c.dataset, "profile": c.profile, "expert_kind": c.experts[r["expert"]].kind,
-                          "data_label": data.label, "config_key": key, **r} for r in rec.rows]
+        ident = {
+            "study": c.study,
+            "method": c.method,
+            "seed": c.seed,
+            "num_experts": c.num_experts,
+            "expert_p": c.expert_p,
+        }
+        rows += [
+            ident
+            | {
+                "dataset": c.dataset,
+                "profile": c.profile,
+                "expert_kind": c.experts[r["expert"]].kind,
+                "data_label": data.label,
+                "config_key": key,
+                **r,
+            }
+            for r in rec.rows
+        ]
         bins += [ident | {"expert_kind": c.experts[b["expert"]].kind, "config_key": key, **b} for b in rec.bins]
     return (pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(bins, columns=RELIABILITY_COLUMNS))
 
@@ -517,17 +623,24 @@ def _provenance(st: StudyState, table: pd.DataFrame, prof: Profile, data: Datase
     runs.append(run | {"num_computed": st.computed})
     axis = AXES[st.study]
     return {
-        "results_version": results.RESULTS_VERSION, "study": st.study, "dataset": prof.dataset,
-        "profile": prof.name, "seeds": sorted({c.seed for c in configs}),
+        "results_version": results.RESULTS_VERSION,
+        "study": st.study,
+        "dataset": prof.dataset,
+        "profile": prof.name,
+        "seeds": sorted({c.seed for c in configs}),
         "methods": [m for m in METHODS if any(c.method == m for c in configs)],
         axis.column: sorted({getattr(c, axis.column) for c in configs}),
         "configurations": [[c.method, c.seed, c.num_experts, c.expert_p] for c in configs],
         "configuration_fields": ["method", "seed", "num_experts", "expert_p"],
-        "num_configs": len(configs), "num_computed": st.computed, "num_rows": len(table),
-        "settings": configs[0].as_dict(prof)["settings"], "data_label": data.label,
+        "num_configs": len(configs),
+        "num_computed": st.computed,
+        "num_rows": len(table),
+        "settings": configs[0].as_dict(prof)["settings"],
+        "data_label": data.label,
         "data_fingerprint": data.fingerprint,
         "config_keys_sha": hashlib.sha256(" ".join(sorted(table["config_key"].unique())).encode()).hexdigest()[:16],
-        **env, **{k: run[k] for k in ("command", "device", "wall_seconds", "wall_seconds_covers")},
+        **env,
+        **{k: run[k] for k in ("command", "device", "wall_seconds", "wall_seconds_covers")},
         "runs": runs,
     }
 
@@ -549,21 +662,36 @@ def _device_description(device: torch.device, profile: Profile, num_batches: int
 
 # ------------------------------------------------------------------ what pages read
 
-def study_table(study: str, dataset: str = "mog", profile: str = "quick", *, recompute: bool = False,
-                results_dir: str | Path = "results", **kwargs) -> tuple[pd.DataFrame, dict]:
-    """What a study page shows: the rows of the configurations asked for and the table's
-    provenance. MoG runs live on the CPU (finished configurations come from the cache or
-    the table; ``recompute`` retrains them); CIFAR-10 reads the committed table unless
-    ``recompute`` is set (a GPU)."""
+
+def study_table(
+    study: str,
+    dataset: str = "mog",
+    profile: str = "quick",
+    *,
+    recompute: bool = False,
+    reliability: bool = False,
+    results_dir: str | Path = "results",
+    **kwargs,
+) -> tuple[pd.DataFrame, dict]:
+    """What a study page shows: the rows of the configurations asked for (with
+    ``reliability``, their reliability-diagram bins) and the table's provenance. MoG runs
+    live on the CPU (finished configurations come from the cache or the table; ``recompute``
+    retrains them); CIFAR-10 reads the committed table unless ``recompute`` is set (a GPU)."""
     get_profile(dataset, profile)  # a clear error for a pair that does not exist
     if dataset == "mog" or recompute:
         table = run_studies([study], dataset, profile, results_dir=results_dir, force=recompute, **kwargs)[study]
-        return table, results.load_table(results_dir, dataset, study, profile)[1]
-    return results.load_table(results_dir, dataset, study, profile)
+        _, provenance = results.load_table(results_dir, dataset, study, profile)
+    else:
+        table, provenance = results.load_table(results_dir, dataset, study, profile)
+    if reliability:
+        bins, _ = results.load_table(results_dir, dataset, study, profile, reliability=True)
+        return bins[bins["config_key"].isin(set(table["config_key"]))].reset_index(drop=True), provenance
+    return table, provenance
 
 
-def committed_table(study: str, dataset: str, profile: str, *, results_dir: str | Path = "results",
-                    recompute: bool = False, **kwargs) -> tuple[pd.DataFrame | None, dict | None]:
+def committed_table(
+    study: str, dataset: str, profile: str, *, results_dir: str | Path = "results", recompute: bool = False, **kwargs
+) -> tuple[pd.DataFrame | None, dict | None]:
     """A table a page shows where it exists: (table, provenance), or (None, None).
     With ``recompute`` the study is run first (CIFAR-10: on a GPU)."""
     if recompute:

@@ -44,13 +44,36 @@ class Axis:
 
 
 AXES = {
-    "increasing_experts": Axis("num_experts", "num_experts", "--num-experts", "J", "number of experts",
-                               "expert", None, "J = 1..8 oracles on the expert region"),
-    "expert_dependence": Axis("expert_p", "expert_ps", "--expert-p", "p",
-                              "correctness probability p of the other experts", "unit of p", "random",
-                              "one random expert beside three of quality p"),
-    "specialized_experts": Axis("num_experts", "num_experts", "--num-experts", "J", "number of experts",
-                                "expert", None, "expert j an oracle on classes 2j, 2j+1"),
+    "increasing_experts": Axis(
+        "num_experts",
+        "num_experts",
+        "--num-experts",
+        "J",
+        "number of experts",
+        "expert",
+        None,
+        "J = 1..8 oracles on the expert region",
+    ),
+    "expert_dependence": Axis(
+        "expert_p",
+        "expert_ps",
+        "--expert-p",
+        "p",
+        "correctness probability p of the other experts",
+        "unit of p",
+        "random",
+        "one random expert beside three of quality p",
+    ),
+    "specialized_experts": Axis(
+        "num_experts",
+        "num_experts",
+        "--num-experts",
+        "J",
+        "number of experts",
+        "expert",
+        None,
+        "expert j an oracle on classes 2j, 2j+1",
+    ),
 }
 
 
@@ -71,13 +94,20 @@ class RunConfig:
         """Everything that determines this configuration's numbers (the cache key hashes it)."""
         d = asdict(self)
         d["experts"] = [asdict(e) for e in self.experts]
-        d["settings"] = {"train": asdict(profile.train), "model": profile.model,
-                         "model_options": dict(profile.model_options), "augment": profile.augment}
+        d["settings"] = {
+            "train": asdict(profile.train),
+            "model": profile.model,
+            "model_options": dict(profile.model_options),
+            "augment": profile.augment,
+        }
         if self.dataset == "mog":
             d["settings"]["num_points"] = profile.num_points
         else:
-            d["settings"]["val_split"] = {"fraction": cifar10.VAL_FRACTION, "seed": cifar10.SPLIT_SEED,
-                                          "synthetic": profile.synthetic}
+            d["settings"]["val_split"] = {
+                "fraction": cifar10.VAL_FRACTION,
+                "seed": cifar10.SPLIT_SEED,
+                "synthetic": profile.synthetic,
+            }
         return d
 
     @property
@@ -91,8 +121,9 @@ def num_classes_of(dataset: str) -> int:
     return NUM_CLASSES[dataset]
 
 
-def study_experts(study: str, dataset: str, *, num_experts: int | None = None,
-                  expert_p: float | None = None) -> tuple[Expert, ...]:
+def study_experts(
+    study: str, dataset: str, *, num_experts: int | None = None, expert_p: float | None = None
+) -> tuple[Expert, ...]:
     """The experts of one configuration."""
     if study == "increasing_experts":
         return tuple(oracle(EXPERT_REGION[dataset]) for _ in range(num_experts))
@@ -104,15 +135,31 @@ def study_experts(study: str, dataset: str, *, num_experts: int | None = None,
     raise ValueError(f"unknown study {study!r}: expected one of {', '.join(STUDIES)}")
 
 
-def run_config(study: str, dataset: str, profile: str, method: str, seed: int, num_experts: int,
-               expert_p: float | None) -> RunConfig:
-    return RunConfig(study, dataset, profile, method, int(seed), int(num_experts), expert_p,
-                     study_experts(study, dataset, num_experts=num_experts, expert_p=expert_p))
+def run_config(
+    study: str, dataset: str, profile: str, method: str, seed: int, num_experts: int, expert_p: float | None
+) -> RunConfig:
+    return RunConfig(
+        study,
+        dataset,
+        profile,
+        method,
+        int(seed),
+        int(num_experts),
+        expert_p,
+        study_experts(study, dataset, num_experts=num_experts, expert_p=expert_p),
+    )
 
 
-def study_configs(study: str, dataset: str, profile: str, *, seeds: Sequence[int],
-                  methods: Sequence[str] = METHODS, num_experts: Sequence[int] | None = None,
-                  expert_ps: Sequence[float] | None = None) -> list[RunConfig]:
+def study_configs(
+    study: str,
+    dataset: str,
+    profile: str,
+    *,
+    seeds: Sequence[int],
+    methods: Sequence[str] = METHODS,
+    num_experts: Sequence[int] | None = None,
+    expert_ps: Sequence[float] | None = None,
+) -> list[RunConfig]:
     """The study's grid, in table order (method, seed, then J or p). ``num_experts`` and
     ``expert_ps`` replace the defaults where the study varies them and are ignored otherwise
     (:func:`check_options` rejects them where no study of a run uses them)."""
@@ -127,11 +174,13 @@ def study_configs(study: str, dataset: str, profile: str, *, seeds: Sequence[int
         default = tuple(range(1, 9)) if limit is None else tuple(range(1, limit + 1))
         js = default if num_experts is None else check_num_experts(num_experts)
         if limit is not None and max(js) > limit:
-            raise ValueError(f"specialized_experts on {dataset} allows J <= {limit} "
-                             f"(two classes per expert), got {max(js)}")
+            raise ValueError(
+                f"specialized_experts on {dataset} allows J <= {limit} (two classes per expert), got {max(js)}"
+            )
         grid = [(j, None) for j in js]
-    return [run_config(study, dataset, profile, method, seed, j, p)
-            for method in methods for seed in seeds for j, p in grid]
+    return [
+        run_config(study, dataset, profile, method, seed, j, p) for method in methods for seed in seeds for j, p in grid
+    ]
 
 
 def check_options(studies: Sequence[str], *, num_experts=None, expert_ps=None) -> None:
@@ -149,6 +198,7 @@ def check_options(studies: Sequence[str], *, num_experts=None, expert_ps=None) -
 # -------------------------------------------------------------- parameter checks
 # The CLI's and the notebooks' inputs go through these: a clear message naming the
 # parameter and what it expects, and duplicates removed with a note.
+
 
 def _as_list(name: str, value: Any, what: str) -> list:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:

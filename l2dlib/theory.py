@@ -33,7 +33,7 @@ def pointwise_risk(g: Tensor, eta: Tensor, q: Tensor, method: str) -> Tensor:
     if method == "softmax":
         logp = torch.log_softmax(g, -1)
         return -(eta * logp[..., :k]).sum(-1) - (q * logp[..., k:]).sum(-1)
-    phi = lambda z: F.softplus(-z)  # noqa: E731
+    phi = lambda z: F.softplus(-z)
     if method == "asymmetric_softmax":
         z = asymmetric_logits(g, k)  # psi_j = sigmoid(z_j)
         class_risk = -(eta * torch.log_softmax(g[..., :k], -1)).sum(-1)
@@ -50,8 +50,9 @@ def minimise_pointwise_risk(eta: Tensor, q: Tensor, method: str, *, steps: int =
     """
     eta, q = eta.double(), q.double()
     g = torch.zeros(eta.shape[-1] + q.shape[-1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([g], lr=1.0, max_iter=steps, tolerance_grad=1e-12,
-                            tolerance_change=1e-15, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [g], lr=1.0, max_iter=steps, tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe"
+    )
 
     def closure():
         opt.zero_grad()
@@ -86,15 +87,18 @@ def check_equations(eta: Tensor, q: Tensor):
     g_ova = minimise_pointwise_risk(eta, q, "ova")
     g_asm = minimise_pointwise_risk(eta, q, "asymmetric_softmax")
     p = torch.softmax(g_sm, -1)
-    return pd.DataFrame({
-        "q_j": q.double().numpy(),
-        "p*_perp_j (softmax minimiser)": p[k:].numpy(),
-        "Eq. 1: q_j / (1 + sum q)": softmax_optimum(eta.double(), q.double())[k:].numpy(),
-        "Eq. 2 estimate": expert_correctness(g_sm.unsqueeze(0), k, "softmax")[0].double().numpy(),
-        "Eq. 3 estimate": expert_correctness(g_ova.unsqueeze(0), k, "ova")[0].double().numpy(),
-        "asymmetric softmax estimate": expert_correctness(g_asm.unsqueeze(0), k, "asymmetric_softmax")[0]
-        .double().numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "q_j": q.double().numpy(),
+            "p*_perp_j (softmax minimiser)": p[k:].numpy(),
+            "Eq. 1: q_j / (1 + sum q)": softmax_optimum(eta.double(), q.double())[k:].numpy(),
+            "Eq. 2 estimate": expert_correctness(g_sm.unsqueeze(0), k, "softmax")[0].double().numpy(),
+            "Eq. 3 estimate": expert_correctness(g_ova.unsqueeze(0), k, "ova")[0].double().numpy(),
+            "asymmetric softmax estimate": expert_correctness(g_asm.unsqueeze(0), k, "asymmetric_softmax")[0]
+            .double()
+            .numpy(),
+        }
+    )
 
 
 def shifted_estimates(g: Tensor, num_classes: int, shifts, expert: int = 0):
@@ -114,6 +118,7 @@ def shifted_estimates(g: Tensor, num_classes: int, shifts, expert: int = 0):
         sm = expert_correctness(h.unsqueeze(0), num_classes, "softmax")[0]
         ova = expert_correctness(h.unsqueeze(0), num_classes, "ova")[0]
         for j in range(g.shape[-1] - num_classes):
-            rows.append({"shift": float(shift), "expert": j, "softmax (Eq. 2)": float(sm[j]),
-                         "OvA (Eq. 3)": float(ova[j])})
+            rows.append(
+                {"shift": float(shift), "expert": j, "softmax (Eq. 2)": float(sm[j]), "OvA (Eq. 3)": float(ova[j])}
+            )
     return pd.DataFrame(rows)

@@ -65,8 +65,9 @@ Transform = Callable[[Tensor], Tensor]
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
-def per_model_loss(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence[str],
-                   weight: Tensor | None = None) -> Tensor:
+def per_model_loss(
+    logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence[str], weight: Tensor | None = None
+) -> Tensor:
     """Mean surrogate loss of each model, [M]: logits [M, B, C], y [M, B] and expert
     correctness c = I[m_j = y] [M, B, J]; model m uses ``methods[m]``. ``weight`` [B]
     (0 or 1) masks padding rows out of the mean.
@@ -85,8 +86,15 @@ def per_model_loss(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: Tensor, *, preprocess: Transform | None = None,
-            batch_size: int = 8192, amp: bool = False, models: Tensor | None = None) -> Tensor:
+def predict(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    preprocess: Transform | None = None,
+    batch_size: int = 8192,
+    amp: bool = False,
+    models: Tensor | None = None,
+) -> Tensor:
     """Logits [M, N, C] of every model (or of the stacked ``models`` [M'] only) on shared
     inputs x [N, ...], in eval mode, in chunks of ``batch_size`` rows, each zero-padded to a
     multiple of :data:`~l2dlib.models.ALIGN` rows and cut back (see there: so a model's
@@ -141,14 +149,18 @@ def train(
     # so a stacked model's blocks stay aligned (models.ALIGN) and its bits are its own.
     steps_per_epoch = n // config.batch_size
     total_steps = config.max_epochs * steps_per_epoch
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          nesterov=config.nesterov, weight_decay=config.weight_decay, foreach=True)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+        foreach=True,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     if augment and num_models > 1:  # one augmentation stream would be shared by the stack
-        raise ValueError("augmentation is supported for one model at a time, got a stack of "
-                         f"{num_models}")
+        raise ValueError(f"augmentation is supported for one model at a time, got a stack of {num_models}")
     aug_gen = torch.Generator(device=device).manual_seed(int(seeds[0])) if augment else None
 
     best_loss = torch.full((num_models,), math.inf, device=device)
@@ -169,8 +181,13 @@ def train(
     val_correct = torch.nn.functional.pad(expert_correct(val_split.y, val_split.experts), (0, 0, 0, pad))
     val_weight = (torch.arange(n_val + pad, device=device) < n_val).float()
 
-    bar = tqdm(range(1, config.max_epochs + 1), desc=f"training {num_models} model(s)",
-               unit="epoch", leave=False, disable=not progress)
+    bar = tqdm(
+        range(1, config.max_epochs + 1),
+        desc=f"training {num_models} model(s)",
+        unit="epoch",
+        leave=False,
+        disable=not progress,
+    )
     active = list(range(num_models))  # models still training, in stack order
     epoch = 0
     try:
@@ -182,7 +199,9 @@ def train(
             run_methods = [methods[m] for m in active]
             offsets = row_offset if subset is None else row_offset[subset]
             perms = torch.stack([torch.randperm(n, generator=gens[m]) for m in active]).to(device)
-            for idx in torch.split(perms[:, : steps_per_epoch * config.batch_size], config.batch_size, dim=1):  # [M', B]
+            for idx in torch.split(
+                perms[:, : steps_per_epoch * config.batch_size], config.batch_size, dim=1
+            ):  # [M', B]
                 xb = train_split.x[idx]
                 if preprocess:
                     xb = preprocess(xb.flatten(0, 1)).unflatten(0, idx.shape)
@@ -197,12 +216,17 @@ def train(
                 opt.step()
                 sched.step()
 
-            val_logits = predict(model, val_x, preprocess=preprocess,
-                                 batch_size=config.eval_batch_size, amp=config.amp, models=subset)
+            val_logits = predict(
+                model, val_x, preprocess=preprocess, batch_size=config.eval_batch_size, amp=config.amp, models=subset
+            )
             val_loss = torch.full((num_models,), math.inf, device=device)  # stopped models: no change
-            val_loss[active] = per_model_loss(val_logits, val_y[: len(active)],
-                                              val_correct if subset is None else val_correct[subset], run_methods,
-                                              weight=val_weight)
+            val_loss[active] = per_model_loss(
+                val_logits,
+                val_y[: len(active)],
+                val_correct if subset is None else val_correct[subset],
+                run_methods,
+                weight=val_weight,
+            )
             running = since_best < config.patience
             improved = running & (val_loss < best_loss)
             best_loss = torch.where(improved, val_loss, best_loss)
@@ -217,8 +241,10 @@ def train(
         bar.close()
     never = (best_epoch == 0).nonzero().flatten().tolist()
     if never:
-        warnings.warn(f"model(s) {never} never improved on the validation loss (non-finite?); "
-                      "their initial weights are kept", stacklevel=2)
+        warnings.warn(
+            f"model(s) {never} never improved on the validation loss (non-finite?); their initial weights are kept",
+            stacklevel=2,
+        )
     model.load_state_dict(best_state)
     return TrainHistory(best_epoch.cpu(), best_loss.cpu(), epoch)
 
@@ -236,5 +262,4 @@ def _keep_best(best: dict[str, Tensor], current: dict[str, Tensor], improved: Te
 
 
 def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=enabled and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")

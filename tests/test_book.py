@@ -15,12 +15,20 @@ import pytest
 pytestmark = pytest.mark.slow
 pytest.importorskip("papermill")
 
-from l2dlib import book  # noqa: E402
+from l2dlib import book
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # What the machines here need to run Chromium as root without a network (see README).
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 CHECK_SCRIPT = """<script>
 window.addEventListener('load', () => setTimeout(() => {
   const imgs = [...document.images].filter(i => i.closest('figure, .cell_output'));
@@ -37,10 +45,10 @@ def built(tmp_path_factory):
     from l2dlib.runner import run_studies
 
     out = tmp_path_factory.mktemp("book")
-    run_studies(["increasing_experts", "expert_dependence"], "cifar10", "smoke",
-                results_dir=out / "results", progress=False)
-    html = book.build(profile="smoke", cifar_profile="smoke", output=out, results_dir=out / "results",
-                      quiet=True)
+    run_studies(
+        ["increasing_experts", "expert_dependence"], "cifar10", "smoke", results_dir=out / "results", progress=False
+    )
+    html = book.build(profile="smoke", cifar_profile="smoke", output=out, results_dir=out / "results", quiet=True)
     return out, html
 
 
@@ -52,8 +60,9 @@ def test_every_notebook_ran_without_errors(built):
         assert all(c.get("execution_count") for c in code), f"{name}: not every cell was executed"
         assert "papermill" in nb.metadata and nb.metadata.papermill.get("exception") is not True, name
         assert not [o for c in code for o in c.get("outputs", []) if o.output_type == "error"], name
-        assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells) or \
-            not any("parameters" in c.metadata.get("tags", []) for c in nb.cells), name
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells) or not any(
+            "parameters" in c.metadata.get("tags", []) for c in nb.cells
+        ), name
 
 
 def test_study_results_and_figures_were_written(built):
@@ -61,9 +70,17 @@ def test_study_results_and_figures_were_written(built):
     for study in ("increasing_experts", "expert_dependence"):
         prov = json.loads((out / "results" / "mog" / f"{study}-smoke.json").read_text())
         assert prov["profile"] == "smoke" and prov["num_rows"] > 0
-    for fig in ("figure3_mog.png", "figure1_ab_mog.png", "figure1_c_mog.png", "reliability_mog.png",
-                "degeneracy_mog.png", "figure1_de_cifar10.png", "figure1_f_cifar10.png",
-                "figure2_cifar10.png", "figure1.png"):
+    for fig in (
+        "figure3_mog.png",
+        "figure1_ab_mog.png",
+        "figure1_c_mog.png",
+        "reliability_mog.png",
+        "degeneracy_mog.png",
+        "figure1_de_cifar10.png",
+        "figure1_f_cifar10.png",
+        "figure2_cifar10.png",
+        "figure1.png",
+    ):
         assert (out / "_build" / "src" / "figures" / fig).stat().st_size > 10_000
     spec = (html / "notebooks" / "03_specialized_experts.html").read_text()
     assert "No cifar10 results for profile" in spec  # said plainly, not faked
@@ -97,18 +114,37 @@ def _render(page: Path) -> str:
     probe = page.with_name(f"_probe_{page.name}")
     probe.write_text(page.read_text().replace("</body>", CHECK_SCRIPT, 1))
     proc = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={probe.parent / '.chromium'}",
-         "--virtual-time-budget=20000", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={probe.parent / '.chromium'}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     probe.unlink()
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
 
-@pytest.mark.parametrize("page", ["intro.html", "figures.html", "derivations.html", "reproducibility.html",
-                                  "notebooks/00_mog_dataset.html", "notebooks/01_increasing_experts.html",
-                                  "notebooks/02_expert_dependence.html", "notebooks/03_specialized_experts.html",
-                                  "notebooks/04_beyond_the_paper.html"])
+@pytest.mark.parametrize(
+    "page",
+    [
+        "intro.html",
+        "figures.html",
+        "derivations.html",
+        "reproducibility.html",
+        "notebooks/00_mog_dataset.html",
+        "notebooks/01_increasing_experts.html",
+        "notebooks/02_expert_dependence.html",
+        "notebooks/03_specialized_experts.html",
+        "notebooks/04_beyond_the_paper.html",
+    ],
+)
 def test_page_reads_correctly_offline_in_chromium(built, page):
     if CHROMIUM is None:
         if os.environ.get("CI"):
@@ -116,15 +152,20 @@ def test_page_reads_correctly_offline_in_chromium(built, page):
         pytest.skip("chromium is not installed: apt-get install chromium")
     _, html = built
     dom = _render(html / page)
-    assert not re.search(r'<(script|img)[^>]+src="https?://|<link[^>]+href="https?://', dom), \
+    assert not re.search(r'<(script|img)[^>]+src="https?://|<link[^>]+href="https?://', dom), (
         f"{page} loads something from the internet"
+    )
     text = _Text()
     text.feed(dom)
     visible = "".join(text.parts)
     for raw in ("$$", "\\(", "\\)", "\\[", "\\]"):
         assert raw not in visible, f"untypeset TeX {raw!r} on {page}"
-    if page in ("intro.html", "derivations.html", "notebooks/01_increasing_experts.html",
-                "notebooks/04_beyond_the_paper.html"):
+    if page in (
+        "intro.html",
+        "derivations.html",
+        "notebooks/01_increasing_experts.html",
+        "notebooks/04_beyond_the_paper.html",
+    ):
         assert "mathjax/MathJax.js" in dom and 'class="MathJax' in dom, f"no MathJax output on {page}"
     figures = json.loads(re.search(r'data-figures="([^"]*)"', dom).group(1).replace("&quot;", '"'))
     assert all(ok for _, ok in figures), f"figure images that did not load on {page}: {figures}"

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from l2dlib.data import cifar10
-from l2dlib.data.cifar10 import augment, load_cifar10, normalize, synthetic_cifar10
+from l2dlib.data import cifar10, cifar10_files
+from l2dlib.data.cifar10 import load_cifar10, synthetic_cifar10
+from l2dlib.data.transforms import MEAN_255, STD_255, augment, normalize
 
 # Most tests load fake files, which are non-canonical by design; one test counts the warning.
 pytestmark = pytest.mark.filterwarnings("ignore:the CIFAR-10 files:UserWarning")
@@ -33,14 +34,18 @@ def fake_dir(tmp_path, monkeypatch):
     names = [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]
     for k, name in enumerate(names):
         start = k * PER_BATCH
-        batch = {b"batch_label": name.encode(), b"data": _image_rows(start, PER_BATCH),
-                 b"labels": [(start + j) % 10 for j in range(PER_BATCH)],
-                 b"filenames": [f"{start + j}.png".encode() for j in range(PER_BATCH)]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"data": _image_rows(start, PER_BATCH),
+            b"labels": [(start + j) % 10 for j in range(PER_BATCH)],
+            b"filenames": [f"{start + j}.png".encode() for j in range(PER_BATCH)],
+        }
         # As the official files (numpy 1): the array is rebuilt by numpy.core.multiarray.
         blob = pickle.dumps(batch, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
         (root / name).write_bytes(blob)
     (root / "batches.meta").write_bytes(
-        pickle.dumps({b"label_names": [c.encode() for c in cifar10.CLASSES]}, protocol=2))
+        pickle.dumps({b"label_names": [c.encode() for c in cifar10.CLASSES]}, protocol=2)
+    )
     monkeypatch.setattr(cifar10, "download_cifar10", _no_network)
     monkeypatch.setattr(cifar10, "_warned_noncanonical", False)
     return tmp_path
@@ -85,7 +90,7 @@ def test_missing_files_name_both_ways_to_get_them(fake_dir, download):
         load_cifar10(fake_dir, download=download)
     message = str(info.value)
     assert "test_batch" in message
-    assert "cifar-10-python.tar.gz" in message and cifar10.ARCHIVE_URL in message
+    assert "cifar-10-python.tar.gz" in message and cifar10_files.ARCHIVE_URL in message
     assert "to_batches.py" in message and "NON-CANONICAL" in message
     assert str(fake_dir) in message
     assert ("no network in tests" in message) == download
@@ -164,10 +169,10 @@ def test_normalize_constant_image():
     x = torch.full((2, 3, 32, 32), 200, dtype=torch.uint8)
     out = normalize(x)
     assert out.dtype == torch.float32 and out.shape == x.shape
-    mean, std = torch.tensor(cifar10.MEAN_255), torch.tensor(cifar10.STD_255)
+    mean, std = torch.tensor(MEAN_255), torch.tensor(STD_255)
     torch.testing.assert_close(out.mean((0, 2, 3)), (200 - mean) / std)
     torch.testing.assert_close(out.std((0, 2, 3)), torch.zeros(3))
-    torch.testing.assert_close(normalize(torch.tensor(cifar10.MEAN_255).view(1, 3, 1, 1)), torch.zeros(1, 3, 1, 1))
+    torch.testing.assert_close(normalize(torch.tensor(MEAN_255).view(1, 3, 1, 1)), torch.zeros(1, 3, 1, 1))
 
 
 def _find_crop(image: torch.Tensor, out: torch.Tensor) -> list[tuple[int, int, bool]]:
@@ -176,9 +181,8 @@ def _find_crop(image: torch.Tensor, out: torch.Tensor) -> list[tuple[int, int, b
     found = []
     for dy in range(9):
         for dx in range(9):
-            crop = padded[:, dy:dy + 32, dx:dx + 32]
-            found += [(dy, dx, flip) for flip in (False, True)
-                      if torch.equal(out, crop.flip(-1) if flip else crop)]
+            crop = padded[:, dy : dy + 32, dx : dx + 32]
+            found += [(dy, dx, flip) for flip in (False, True) if torch.equal(out, crop.flip(-1) if flip else crop)]
     return found
 
 

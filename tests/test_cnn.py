@@ -37,8 +37,7 @@ def test_fast_resnet_forward_channels_last_and_bf16():
     out = model(x)
     assert out.shape == (4, 13) and out.dtype == torch.float32
     cl = model.to(memory_format=torch.channels_last)
-    torch.testing.assert_close(cl(x.contiguous(memory_format=torch.channels_last)), out,
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(cl(x.contiguous(memory_format=torch.channels_last)), out, rtol=1e-4, atol=1e-4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = cl(x.contiguous(memory_format=torch.channels_last))
     assert low.shape == (4, 13) and torch.isfinite(low).all()

@@ -46,7 +46,7 @@ def test_asymmetric_softmax_estimate_is_bounded_and_matches_its_formula():
     assert bool(((est > 0) & (est < 1)).all())
     # the shared rejector rule: defer to j exactly when psi_j beats the top class probability
     top_class = torch.softmax(logits[:, :4], 1).max(1).values
-    beats = (est.max(1).values > top_class)
+    beats = est.max(1).values > top_class
     assert torch.equal(estimators.defer(logits, 4) > 0, beats)
 
 
@@ -65,12 +65,14 @@ def test_pointwise_minimisers_satisfy_eqs_1_to_3():
 def test_rejector_and_system_predictions():
     # K = 3, J = 2. Row 0: classifier wins (class 2). Row 1: expert 1 (index 0) wins.
     # Row 2: expert 2 wins. Row 3: tie between classifier and expert: classifier keeps it.
-    logits = torch.tensor([
-        [0.0, 1.0, 3.0, 2.0, 1.0],
-        [0.0, 1.0, 0.5, 2.0, 1.0],
-        [0.0, 1.0, 0.5, 0.2, 4.0],
-        [0.0, 2.0, 0.5, 2.0, 1.0],
-    ])
+    logits = torch.tensor(
+        [
+            [0.0, 1.0, 3.0, 2.0, 1.0],
+            [0.0, 1.0, 0.5, 2.0, 1.0],
+            [0.0, 1.0, 0.5, 0.2, 4.0],
+            [0.0, 2.0, 0.5, 2.0, 1.0],
+        ]
+    )
     experts = torch.tensor([[0, 0], [2, 1], [0, 1], [2, 2]])
     assert estimators.defer(logits, 3).tolist() == [0, 1, 2, 0]
     assert estimators.system_predictions(logits, experts, 3).tolist() == [2, 2, 1, 1]

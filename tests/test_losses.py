@@ -25,7 +25,7 @@ def test_softmax_loss_matches_formula():
 
 
 def test_ova_loss_matches_formula():
-    phi = lambda z: math.log(1 + math.exp(-z))  # noqa: E731
+    phi = lambda z: math.log(1 + math.exp(-z))
     expected = phi(G[Y]) + sum(phi(-G[k]) for k in range(3) if k != Y)
     expected += sum(phi(-G[3 + j]) for j in range(2))
     expected += sum((mj == Y) * (phi(G[3 + j]) - phi(-G[3 + j])) for j, mj in enumerate(M))
@@ -43,7 +43,7 @@ def test_asymmetric_softmax_loss_matches_formula():
     assert losses.asymmetric_softmax_loss(*_as_tensors()).item() == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("method", ["softmax", "ova"])
+@pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax"])
 def test_gradients_match_direct_autograd(method):
     """The rearranged losses give the same gradients as the textbook form."""
     g = torch.randn(64, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -54,10 +54,16 @@ def test_gradients_match_direct_autograd(method):
     if method == "softmax":
         logp = torch.log_softmax(g2, -1)
         ref = -(logp.gather(1, y[:, None]).squeeze(1) + (c * logp[:, 4:]).sum(1))
-    else:
+    elif method == "ova":
         onehot = torch.nn.functional.one_hot(y, 4).double()
         targets = torch.cat([onehot, c], 1)
         ref = torch.nn.functional.binary_cross_entropy_with_logits(g2, targets, reduction="none").sum(1)
+    else:  # Cao et al.'s psi_j = e^{g_perp_j} / (e^{g_perp_j} + sum_k e^{g_k} - max_k e^{g_k}), per expert
+        e = g2.exp()
+        rest = e[:, :4].sum(1, keepdim=True) - e[:, :4].max(1, keepdim=True).values
+        psi = e[:, 4:] / (e[:, 4:] + rest)
+        ref = -torch.log_softmax(g2[:, :4], -1).gather(1, y[:, None]).squeeze(1)
+        ref = ref - (c * psi.log() + (1 - c) * (1 - psi).log()).sum(1)
     ours = losses.loss_terms(g1.float(), y, m, method)
     ours.sum().backward()
     ref.sum().backward()

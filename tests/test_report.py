@@ -12,8 +12,17 @@ def _table(slope_by_method, noise=((0.0, 0.001), (0.001, -0.001), (-0.001, 0.0))
         for seed, (e0, e1) in enumerate(noise):
             for j in (1, 2, 3, 4):
                 for expert, e in enumerate((e0, e1)):  # two experts, averaged per seed
-                    rows.append({"method": method, "seed": seed, "num_experts": j, "expert": expert,
-                                 "expert_kind": "oracle", "ece": 0.1 + slope * j + e, "system_accuracy": 0.9})
+                    rows.append(
+                        {
+                            "method": method,
+                            "seed": seed,
+                            "num_experts": j,
+                            "expert": expert,
+                            "expert_kind": "oracle",
+                            "ece": 0.1 + slope * j + e,
+                            "system_accuracy": 0.9,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -48,7 +57,8 @@ def test_describe_results_says_plainly_when_there_are_none():
     assert "`python -m l2dlib run specialized_experts --dataset cifar10 --profile paper --device cuda`" in text
     assert report.missing_results("increasing_experts", "mog", "quick") == (
         "No mog results for profile `quick` exist yet (`python -m l2dlib run increasing_experts --dataset mog "
-        "--profile quick`).")
+        "--profile quick`)."
+    )
 
 
 def test_below_all_others_counts_failed_classifiers():

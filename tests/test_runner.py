@@ -22,19 +22,25 @@ from l2dlib.train import TrainConfig
 REPO = Path(__file__).resolve().parent.parent
 # Small, but long enough for early stopping to stop models at different epochs in a stack.
 PROFILE = dataclasses.replace(
-    get_profile("mog", "smoke"), num_points=1200, max_models_per_batch=32,
-    train=TrainConfig(max_epochs=12, batch_size=64, lr=0.2, weight_decay=5e-4, patience=3))
+    get_profile("mog", "smoke"),
+    num_points=1200,
+    max_models_per_batch=32,
+    train=TrainConfig(max_epochs=12, batch_size=64, lr=0.2, weight_decay=5e-4, patience=3),
+)
 
 
 def _run(tmp_path, name, profile=PROFILE, **kw):
     kw.setdefault("progress", False)
-    return R.run_studies(["increasing_experts"], "mog", profile, results_dir=tmp_path / name, **kw)["increasing_experts"]
+    return R.run_studies(["increasing_experts"], "mog", profile, results_dir=tmp_path / name, **kw)[
+        "increasing_experts"
+    ]
 
 
 def _per_config(table):
     return table.drop(columns=["config_key"]).set_index(["method", "seed", "num_experts", "expert"]).sort_index()
 
 
+@pytest.mark.slow
 def test_a_configuration_alone_equals_it_in_any_stack_bit_for_bit(tmp_path):
     two_workers = dataclasses.replace(PROFILE, cpu_workers=2)
     stacked = _run(tmp_path, "stacked", two_workers, seeds=[0, 1], num_experts=[1, 2, 5, 9])
@@ -45,8 +51,11 @@ def test_a_configuration_alone_equals_it_in_any_stack_bit_for_bit(tmp_path):
         pd.testing.assert_frame_equal(_per_config(alone), _per_config(mine), check_exact=True)
     # The same in-process, in batches of 3, as in two worker processes.
     small = dataclasses.replace(PROFILE, max_models_per_batch=3)
-    pd.testing.assert_frame_equal(_per_config(_run(tmp_path, "small", small, seeds=[0, 1], num_experts=[1, 2, 5, 9])),
-                                  _per_config(stacked), check_exact=True)
+    pd.testing.assert_frame_equal(
+        _per_config(_run(tmp_path, "small", small, seeds=[0, 1], num_experts=[1, 2, 5, 9])),
+        _per_config(stacked),
+        check_exact=True,
+    )
 
 
 def test_batches_hold_one_output_width_each():
@@ -88,8 +97,9 @@ def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
 def _smoke(tmp_path, **kw):
     kw.setdefault("num_experts", [1, 2])
     kw.setdefault("methods", ["softmax", "ova"])
-    return R.run_studies(["increasing_experts"], "mog", "smoke", results_dir=tmp_path, progress=False,
-                         **kw)["increasing_experts"]
+    return R.run_studies(["increasing_experts"], "mog", "smoke", results_dir=tmp_path, progress=False, **kw)[
+        "increasing_experts"
+    ]
 
 
 def _table(tmp_path):
@@ -140,13 +150,16 @@ def test_a_missing_or_truncated_reliability_table_is_rebuilt_from_the_cache(tmp_
         assert _table(tmp_path)[1]["num_computed"] == 0
 
 
-@pytest.mark.parametrize("damage,problem", [
-    (lambda e: e | {"rows": "oops"}, "rows and bins must be lists"),
-    (lambda e: {k: v for k, v in e.items() if k != "best_epoch"}, "missing key 'best_epoch'"),
-    (lambda e: e | {"rows": []}, "0 rows for 1 experts"),
-    (lambda e: e | {"results_version": str(e["results_version"])}, "results_version is '4', not an integer"),
-    (lambda e: e | {"rows": [e["rows"][0] | {"ece": "x"}]}, "lacks a numeric value"),
-])
+@pytest.mark.parametrize(
+    "damage,problem",
+    [
+        (lambda e: e | {"rows": "oops"}, "rows and bins must be lists"),
+        (lambda e: {k: v for k, v in e.items() if k != "best_epoch"}, "missing key 'best_epoch'"),
+        (lambda e: e | {"rows": []}, "0 rows for 1 experts"),
+        (lambda e: e | {"results_version": str(e["results_version"])}, "results_version is '4', not an integer"),
+        (lambda e: e | {"rows": [e["rows"][0] | {"ece": "x"}]}, "lacks a numeric value"),
+    ],
+)
 def test_an_invalid_cache_entry_is_recomputed_with_a_warning_naming_it(tmp_path, damage, problem):
     first = _smoke(tmp_path, num_experts=[1], methods=["ova"])
     entry = next((tmp_path / "mog" / "cache").rglob("*.json"))
@@ -189,15 +202,18 @@ def test_a_corrupt_table_is_an_error_to_readers_and_rebuilt_by_a_run(tmp_path):
         results.load_table(tmp_path, "mog", "expert_dependence", "smoke")
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"seeds": 0}, "seeds must be a non-empty list of non-negative integers, got 0"),
-    ({"seeds": "[]"}, "seeds must be a non-empty list of non-negative integers, got '[]'"),
-    ({"seeds": []}, "seeds must be a non-empty list"),
-    ({"seeds": [0, "1"]}, "got '1' in [0, '1']"),
-    ({"methods": "ova"}, "methods must be a non-empty list of method names"),
-    ({"methods": ["ova", "sigmoid"]}, "unknown method 'sigmoid' in methods"),
-    ({"num_experts": 3}, "num_experts must be a non-empty list of integers >= 1, got 3"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"seeds": 0}, "seeds must be a non-empty list of non-negative integers, got 0"),
+        ({"seeds": "[]"}, "seeds must be a non-empty list of non-negative integers, got '[]'"),
+        ({"seeds": []}, "seeds must be a non-empty list"),
+        ({"seeds": [0, "1"]}, "got '1' in [0, '1']"),
+        ({"methods": "ova"}, "methods must be a non-empty list of method names"),
+        ({"methods": ["ova", "sigmoid"]}, "unknown method 'sigmoid' in methods"),
+        ({"num_experts": 3}, "num_experts must be a non-empty list of integers >= 1, got 3"),
+    ],
+)
 def test_notebook_parameters_are_checked_with_messages_that_say_what_is_expected(tmp_path, kwargs, message):
     with pytest.raises(ValueError) as err:
         R.study_table("increasing_experts", "mog", "smoke", results_dir=tmp_path, progress=False, **kwargs)
@@ -205,17 +221,20 @@ def test_notebook_parameters_are_checked_with_messages_that_say_what_is_expected
 
 
 def test_a_cifar10_page_with_a_profile_it_lacks_names_the_ones_it_has(tmp_path):
-    with pytest.raises(ValueError, match="profile 'quick' is not defined for dataset 'cifar10' "
-                                         r"\(it has: smoke, paper, faithful\)"):
+    with pytest.raises(
+        ValueError,
+        match="profile 'quick' is not defined for dataset 'cifar10' "
+        r"\(it has: smoke, paper, faithful\)",
+    ):
         R.study_table("increasing_experts", "cifar10", "quick", results_dir=tmp_path)
 
 
 # ---------------------------------------------------------------- signals and workers
 
+
 def _children(pid: int) -> list[int]:
     try:
-        return [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
-                for c in (t / "children").read_text().split()]
+        return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
     except FileNotFoundError:
         return []
 
@@ -228,11 +247,28 @@ def _alive(pid: int) -> bool:
 
 
 def _start_run(tmp_path):
-    """A CLI run with two workers that takes a while (quick profile, 8 one-model batches)."""
+    """A CLI run with two workers that takes a while: quick profile, four one-model batches
+    (J > 8: each J has its own output width, so its own batch)."""
+    args = "run increasing_experts --profile quick --methods ova --seeds 0 --num-experts 9 10 11 12 --quiet"
     return subprocess.Popen(
-        [sys.executable, "-m", "l2dlib", "run", "increasing_experts", "--profile", "quick", "--methods", "ova",
-         "--seeds", "0", "--results-dir", str(tmp_path), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [sys.executable, "-m", "l2dlib", *args.split(), "--results-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _workers(pid: int) -> list[int]:
+    """The pool's worker processes (not multiprocessing's resource tracker)."""
+    out = []
+    for child in _children(pid):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
+        except FileNotFoundError:
+            pass
+    return out
 
 
 def _wait_for(condition, timeout=60.0):
@@ -244,6 +280,7 @@ def _wait_for(condition, timeout=60.0):
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_a_signal_stops_workers_keeps_finished_batches_and_prints_one_line(tmp_path, sig, code, word):
@@ -251,8 +288,8 @@ def test_a_signal_stops_workers_keeps_finished_batches_and_prints_one_line(tmp_p
     cache = tmp_path / "mog" / "cache"
     try:
         # SIGTERM once a batch is cached; Ctrl-C while the first batches still train.
-        assert _wait_for(lambda: len(_children(proc.pid)) >= 2 and (sig == signal.SIGINT or any(cache.rglob("*.json"))))
-        workers = _children(proc.pid)
+        assert _wait_for(lambda: len(_workers(proc.pid)) >= 2 and (sig == signal.SIGINT or any(cache.rglob("*.json"))))
+        workers = _workers(proc.pid)
         if sig == signal.SIGINT:
             os.killpg(proc.pid, sig)  # Ctrl-C in a terminal: the whole process group
         else:
@@ -268,12 +305,13 @@ def test_a_signal_stops_workers_keeps_finished_batches_and_prints_one_line(tmp_p
         assert any(cache.rglob("*.json"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_end_within_seconds_when_their_parent_is_killed(tmp_path):
     proc = _start_run(tmp_path)
     try:
-        assert _wait_for(lambda: len(_children(proc.pid)) >= 2)
-        workers = _children(proc.pid)
+        assert _wait_for(lambda: len(_workers(proc.pid)) >= 2)
+        workers = _workers(proc.pid)
         proc.kill()
         proc.wait(timeout=10)
         assert _wait_for(lambda: not any(_alive(w) for w in workers), timeout=5)
@@ -284,6 +322,7 @@ def test_workers_end_within_seconds_when_their_parent_is_killed(tmp_path):
 
 
 # ---------------------------------------------------------------- committed results
+
 
 @pytest.mark.parametrize("study", ["increasing_experts", "expert_dependence"])
 def test_committed_tables_hold_what_this_code_computes(study):

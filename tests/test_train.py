@@ -29,12 +29,11 @@ def test_stacked_training_matches_training_each_model_alone():
     stacked = MLP([4 + j for j, _ in cfgs], seeds=[10, 11, 12])
     train(stacked, sp["train"], sp["val"], methods=methods, seeds=[0, 1, 2], config=config, progress=False)
     together = predict(stacked, data.x["test"])
-    for m, (j, seed) in enumerate(cfgs):
+    for m, (j, _) in enumerate(cfgs):
         alone = MLP(4 + j, seeds=[10 + m])
         one = {s: Split(v.x, v.y, v.experts[m : m + 1, :, :j]) for s, v in sp.items()}
         train(alone, one["train"], one["val"], methods=[methods[m]], seeds=[m], config=config, progress=False)
-        torch.testing.assert_close(predict(alone, data.x["test"])[0], together[m, :, : 4 + j],
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(predict(alone, data.x["test"])[0], together[m, :, : 4 + j], rtol=1e-4, atol=1e-4)
         assert bool((together[m, :, 4 + j :] < -1e3).all())  # padded outputs stay masked
 
 
@@ -46,6 +45,7 @@ def test_early_stopping_restores_the_best_state():
     hist = train(model, sp["train"], sp["val"], methods=["softmax"], seeds=[0], config=config, progress=False)
     assert hist.epochs_run <= hist.best_epoch.item() + config.patience
     from l2dlib.losses import loss_terms
+
     val = loss_terms(predict(model, data.x["val"])[0], data.y["val"], sp["val"].experts[0], "softmax").mean()
     assert val.item() == pytest.approx(hist.best_val_loss.item(), rel=1e-5)
 
@@ -55,3 +55,40 @@ def test_bad_config():
         TrainConfig(patience=0)
     with pytest.raises(ValueError, match="lr > 0"):
         TrainConfig(lr=0)
+
+
+def test_early_stopping_stops_at_the_epoch_the_patience_implies(monkeypatch):
+    """Scripted validation losses: each model stops ``patience`` epochs after its best one,
+    drops out of the stack, and gets the state of its best epoch back."""
+    import l2dlib.train as T
+
+    script = [[5.0, 4.0, 3.0, 3.5, 3.6, 3.7, 3.8, 3.9], [5.0, 4.5, 4.0, 3.9, 3.8, 3.9, 4.0, 4.1]]
+    data = make_mog(600, standardize=True)
+    sp = _splits(data, [(2, 0), (2, 1)])
+    model = MLP([6, 6], seeds=[0, 1])
+    real_predict, real_loss = T.predict, T.per_model_loss
+    seen = {"epoch": 0, "active": [], "states": []}
+
+    def predict(m, x, **kw):
+        models = kw.get("models")
+        seen["epoch"] += 1
+        seen["active"].append([0, 1] if models is None else models.tolist())
+        seen["states"].append({k: v.clone() for k, v in m.state_dict().items()})
+        return real_predict(m, x, **kw)
+
+    def loss(logits, y, correct, methods, weight=None):
+        if weight is None:  # a training step
+            return real_loss(logits, y, correct, methods)
+        return torch.tensor([script[m][seen["epoch"] - 1] for m in seen["active"][-1]])
+
+    monkeypatch.setattr(T, "predict", predict)
+    monkeypatch.setattr(T, "per_model_loss", loss)
+    config = TrainConfig(max_epochs=8, batch_size=64, lr=0.05, patience=2)
+    hist = train(model, sp["train"], sp["val"], methods=["softmax", "ova"], seeds=[0, 1], config=config, progress=False)
+    assert hist.best_epoch.tolist() == [3, 5] and hist.epochs_run == 7
+    assert seen["active"] == [[0, 1]] * 5 + [[1]] * 2  # model 0 left the stack after epoch 5
+    assert hist.best_val_loss.tolist() == [3.0, 3.799999952316284]
+    for name, value in model.state_dict().items():  # each model's best state, restored
+        for m, best in enumerate(hist.best_epoch.tolist()):
+            if value.dim() and value.shape[0] == 2:
+                assert torch.equal(value[m], seen["states"][best - 1][name][m]), (name, m)

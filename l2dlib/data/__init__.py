@@ -31,7 +31,7 @@ class Dataset:
         if not self.fingerprint:
             self.fingerprint = fingerprint(*(t for s in SPLITS for t in (self.x[s], self.y[s])))
 
-    def to(self, device: str | torch.device) -> "Dataset":
+    def to(self, device: str | torch.device) -> Dataset:
         return Dataset(
             self.name,
             self.num_classes,

@@ -1,7 +1,8 @@
 """The paper's synthetic data (Fig. 3): a 2-D mixture of four Gaussians, labels = clusters.
 
-Cluster means are drawn uniformly in [-1,1]^2, [4,6]^2, [5,7]^2 and [-5,-3]^2 (so clusters
-1 and 2 overlap), diagonal variances uniformly in [0, 2]. A mixing weight gp ~ U(0.02, 0.98)
+Cluster means are drawn uniformly in [-1,1]^2, [4,6]^2, [5,7]^2 and [-5,-3]^2 (the boxes of
+clusters 1 and 2 overlap; whether the clusters do depends on the draw), diagonal variances
+uniformly in [0, 2]. A mixing weight gp ~ U(0.02, 0.98)
 gives clusters 0 and 1 floor(N gp / 2) points each and clusters 2 and 3
 floor(N (1 - gp) / 2) each. One fixed seed draws everything; a seeded 70/15/15 split.
 """
@@ -31,9 +32,7 @@ def make_mog(num_points: int = 20_000, seed: int = 0, standardize: bool = False)
     variances = rng.uniform(0.0, 2.0, size=(NUM_CLASSES, 2))
     gp = rng.uniform(0.02, 0.98)
     counts = [int(num_points * gp / 2)] * 2 + [int(num_points * (1 - gp) / 2)] * 2
-    x = np.concatenate(
-        [rng.normal(means[k], np.sqrt(variances[k]), size=(c, 2)) for k, c in enumerate(counts)]
-    )
+    x = np.concatenate([rng.normal(means[k], np.sqrt(variances[k]), size=(c, 2)) for k, c in enumerate(counts)])
     y = np.repeat(np.arange(NUM_CLASSES), counts)
     x_t, y_t = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
     parts = split_indices(len(y), FRACTIONS, seed)
