@@ -14,6 +14,7 @@ import seaborn as sns
 
 from .data import Dataset
 from .report import LABELS, per_seed
+from .studies import AXES
 
 COLORS = {"softmax": "tab:blue", "ova": "tab:orange", "asymmetric_softmax": "tab:green"}
 CLUSTER_COLORS = ("tab:purple", "tab:green", "tab:red", "tab:olive")
@@ -32,7 +33,12 @@ def _lines(data: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel
 def ece_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
     """Fig. 1 (a, d), Fig. 2 (a): ECE averaged over experts against the number of experts."""
     _lines(
-        per_seed(table, "num_experts", "ece"), "num_experts", "ece", ax, "number of experts", "ECE (mean over experts)"
+        per_seed(table, "num_experts", "ece"),
+        "num_experts",
+        "ece",
+        ax,
+        AXES["increasing_experts"].label,
+        "ECE (mean over experts)",
     )
     ax.set_xticks(sorted(table["num_experts"].unique()))
     return ax
@@ -45,7 +51,7 @@ def accuracy_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
         "num_experts",
         "system_accuracy",
         ax,
-        "number of experts",
+        AXES["increasing_experts"].label,
         "system accuracy",
     )
     ax.set_xticks(sorted(table["num_experts"].unique()))
@@ -59,7 +65,7 @@ def random_expert_ece(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
         "expert_p",
         "ece",
         ax,
-        "correctness probability p of the other experts",
+        AXES["expert_dependence"].label,
         "ECE of the random expert",
     )
     return ax
@@ -83,8 +89,8 @@ def degeneracy_figure(increasing: pd.DataFrame, dependence: pd.DataFrame) -> plt
     the ECE without the cap, and the Brier score (the dependence study: the random expert)."""
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     for row, table, x, label, kind in (
-        (0, increasing, "num_experts", "number of experts", None),
-        (1, dependence, "expert_p", "quality p of the other experts", "random"),
+        (0, increasing, "num_experts", AXES["increasing_experts"].label, None),
+        (1, dependence, "expert_p", AXES["expert_dependence"].label, "random"),
     ):
         who = "" if kind is None else ", random expert"
         frac_above_one(table, x, axes[row, 0], label)
