@@ -87,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="study seeds (default: the profile's)",
     )
     run.add_argument(
+        "--data-seeds",
+        type=_number(int, lambda v: v >= 0, "a non-negative integer"),
+        nargs="+",
+        metavar="SEED",
+        help="MoG: draws of our data generator (default: the profile's; quick and paper use the paper's data, "
+        "draws uses 0..9)",
+    )
+    run.add_argument(
         "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="surrogate parameterizations to compare"
     )
     run.add_argument(
@@ -156,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             methods=args.methods,
             num_experts=args.num_experts,
             expert_ps=args.expert_p,
+            data_seeds=args.data_seeds,
             results_dir=args.results_dir,
             force=args.force,
             device=args.device,

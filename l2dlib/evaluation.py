@@ -36,8 +36,13 @@ COLUMNS = [
     "ece_adaptive",
     "ece_uncapped",
     "brier",
+    "ece_noise_floor",
+    "ece_noise_floor_sd",
+    "bayes_classifier_accuracy",
+    "bayes_system_accuracy",
     "best_epoch",
     "data_label",
+    "data_seed",
     "config_key",
 ]
 # What :func:`evaluate` returns per expert (the cache stores these; the rest of a table row
@@ -56,7 +61,13 @@ ROW_KEYS = (
     "ece_adaptive",
     "ece_uncapped",
     "brier",
+    # What the results are measured against (MoG, from the true densities; None on CIFAR-10):
+    "ece_noise_floor",  # mean ECE of a perfectly calibrated estimate of this expert at this test size
+    "ece_noise_floor_sd",
+    "bayes_classifier_accuracy",
+    "bayes_system_accuracy",  # the best system deferring to these experts
 )
+REFERENCE_KEYS = ROW_KEYS[-4:]
 # Columns of the reliability-diagram tables (<study>-<profile>.reliability.csv).
 RELIABILITY_COLUMNS = [
     "study",
@@ -71,6 +82,7 @@ RELIABILITY_COLUMNS = [
     "count",
     "confidence",
     "accuracy",
+    "data_seed",
     "config_key",
 ]
 BIN_KEYS = ("expert", "bin_lower", "bin_upper", "count", "confidence", "accuracy")
@@ -107,6 +119,7 @@ def evaluate(
                 "ece_adaptive": metrics.adaptive_ece(c, r, RELIABILITY_BINS),
                 "ece_uncapped": metrics.ece(c, r, RELIABILITY_BINS, cap=False),
                 "brier": metrics.brier(c, r),
+                **dict.fromkeys(REFERENCE_KEYS),  # filled in by the runner where the truth is known
             }
         )
         diagram = metrics.reliability_bins(c, r, RELIABILITY_BINS)

@@ -30,6 +30,20 @@ def _lines(data: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel
     return ax
 
 
+def noise_floor_band(table: pd.DataFrame, x: str, ax: plt.Axes, *, expert_kind: str | None = None) -> plt.Axes:
+    """The ECE a perfectly calibrated estimate reaches on a test set of this size (grey:
+    from 0 to the floor's mean + 2 standard deviations; dashed: its mean), where the table
+    knows it (MoG). An ECE inside the band cannot be told from perfect calibration."""
+    if "ece_noise_floor" not in table or table["ece_noise_floor"].isna().all():
+        return ax
+    d = table if expert_kind is None else table[table["expert_kind"] == expert_kind]
+    floor = d.groupby(x)[["ece_noise_floor", "ece_noise_floor_sd"]].mean()
+    top = floor["ece_noise_floor"] + 2 * floor["ece_noise_floor_sd"]
+    ax.fill_between(floor.index, 0, top, color="0.85", zorder=0, label="noise floor")
+    ax.plot(floor.index, floor["ece_noise_floor"], color="0.6", lw=1, ls="--", zorder=0)
+    return ax
+
+
 def ece_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
     """Fig. 1 (a, d), Fig. 2 (a): ECE averaged over experts against the number of experts."""
     _lines(
@@ -40,6 +54,7 @@ def ece_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
         AXES["increasing_experts"].label,
         "ECE (mean over experts)",
     )
+    noise_floor_band(table, "num_experts", ax)
     ax.set_xticks(sorted(table["num_experts"].unique()))
     return ax
 
@@ -68,6 +83,7 @@ def random_expert_ece(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
         AXES["expert_dependence"].label,
         "ECE of the random expert",
     )
+    noise_floor_band(table, "expert_p", ax, expert_kind="random")
     return ax
 
 
@@ -126,13 +142,26 @@ def reliability_diagram(bins: pd.DataFrame, ax: plt.Axes, *, title: str = "") ->
     return ax
 
 
-def mog_dataset(data: Dataset, ax: plt.Axes, max_points: int = 4000) -> plt.Axes:
-    """Fig. 3: the mixture of Gaussians, coloured by cluster (a seeded subsample)."""
+def mog_dataset(data: Dataset, ax: plt.Axes, max_points: int = 4000, *, params=None) -> plt.Axes:
+    """Fig. 3: the mixture of Gaussians, coloured by cluster (a seeded subsample of all three
+    splits); with ``params`` (raw coordinates) the Bayes-optimal decision regions shaded."""
+    import numpy as np
     import torch
 
     x = torch.cat([data.x[s] for s in ("train", "val", "test")]).cpu()
     y = torch.cat([data.y[s] for s in ("train", "val", "test")]).cpu()
     keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:max_points]
+    if params is not None:
+        from matplotlib.colors import ListedColormap
+
+        from .data.mog import posteriors
+
+        lo, hi = x.min(0).values.numpy() - 0.5, x.max(0).values.numpy() + 0.5
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 300), np.linspace(lo[1], hi[1], 300))
+        region = posteriors(params, np.stack([gx.ravel(), gy.ravel()], 1)).argmax(1).reshape(gx.shape)
+        ax.contourf(
+            gx, gy, region, levels=np.arange(-0.5, data.num_classes), cmap=ListedColormap(CLUSTER_COLORS), alpha=0.12
+        )
     for k in range(data.num_classes):
         pts = x[keep][y[keep] == k]
         ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.5, color=CLUSTER_COLORS[k], label=f"cluster {k}")

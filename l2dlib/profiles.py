@@ -3,9 +3,10 @@ model, schedule, seeds, how many models train at once), and where it trains.
 
 | profile | MoG | CIFAR-10 |
 | --- | --- | --- |
-| smoke | 400 points, 3 epochs (tests) | synthetic images, a tiny net, 1 epoch (tests) |
-| quick | full data and schedule, 3 seeds (``make book``) | - |
-| paper | full data and schedule, 5 seeds (committed) | fast ResNet, 3 seeds, GPU |
+| smoke | 256 points per split, 3 epochs (tests) | synthetic images, a tiny net, 1 epoch (tests) |
+| quick | the paper's data, our schedule, 3 seeds (``make book``) | - |
+| paper | the paper's data, our schedule, 5 seeds (committed) | fast ResNet, 3 seeds, GPU |
+| draws | 10 draws of our generator, our schedule, 3 seeds each | - |
 | faithful | as paper for now | WideResNet-28-4, the authors' schedule, GPU |
 """
 
@@ -20,7 +21,7 @@ import torch
 from .data import DATASETS
 from .train import TrainConfig
 
-PROFILES = ("smoke", "quick", "paper", "faithful")
+PROFILES = ("smoke", "quick", "paper", "draws", "faithful")
 DEFAULT_PROFILE = {"mog": "quick", "cifar10": "paper"}
 
 
@@ -32,7 +33,9 @@ class Profile:
     dataset: str
     seeds: tuple[int, ...]
     train: TrainConfig
-    num_points: int = 20_000  # MoG only
+    points: int = 20_000  # MoG: points per split (train, validation and test are separate draws)
+    standardize: bool = True  # MoG: inputs scaled by the training split's mean and std
+    data_seeds: tuple[int, ...] | None = None  # MoG: draws of our generator; None: the paper's data
     model: str = "mlp"  # mlp | fast_resnet | wide_resnet
     model_options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of the model
     synthetic: bool = False  # CIFAR-10 smoke: synthetic CIFAR-shaped images instead of the data
@@ -56,10 +59,12 @@ _MOG_TRAIN = TrainConfig(
 _CIFAR = dict(dataset="cifar10", augment=True, max_models_per_batch=1, cpu_workers=1)
 _TABLE = {
     ("mog", "smoke"): Profile(
-        "smoke", "mog", (0,), replace(_MOG_TRAIN, max_epochs=3, batch_size=64), num_points=400, cpu_workers=1
+        "smoke", "mog", (0,), replace(_MOG_TRAIN, max_epochs=3, batch_size=64), points=256, cpu_workers=1
     ),
     ("mog", "quick"): Profile("quick", "mog", (0, 1, 2), _MOG_TRAIN),
     ("mog", "paper"): Profile("paper", "mog", (0, 1, 2, 3, 4), _MOG_TRAIN),
+    # Robustness: the same schedule on 10 draws of our generator (they vary widely).
+    ("mog", "draws"): Profile("draws", "mog", (0, 1, 2), _MOG_TRAIN, data_seeds=tuple(range(10))),
     ("mog", "faithful"): Profile("faithful", "mog", (0, 1, 2, 3, 4), _MOG_TRAIN),
     # A tiny net on a few hundred synthetic images, one epoch: exercises the CIFAR path on a CPU.
     ("cifar10", "smoke"): Profile(

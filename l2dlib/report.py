@@ -5,6 +5,8 @@ The notebooks glue these into their prose, so no number in the text is typed by 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -222,3 +224,183 @@ def figure1_tables(results_dir, profiles: dict[str, str]) -> tuple[dict, dict[st
             elif (note := missing_results(study, dataset, profile)) not in notes:
                 notes.append(note)
     return tables, labels, notes
+
+
+# ------------------------------------------------------------------ claims and verdicts
+
+
+def t_quantile(q: float, df: int) -> float:
+    """The q-quantile (q > 0.5) of Student's t with ``df`` degrees of freedom, by integrating
+    its density (no scipy needed): 2.776 for q = 0.975, df = 4."""
+    x = np.linspace(0.0, 200.0, 400_001)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    pdf = np.exp(log_c - (df + 1) / 2 * np.log1p(x * x / df))
+    cdf = 0.5 + np.concatenate([[0.0], np.cumsum((pdf[1:] + pdf[:-1]) / 2 * np.diff(x))])
+    return float(np.interp(q, cdf, x))
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and its two-sided t confidence interval over independent ``values``."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return float(v.mean()), float("nan"), float("nan")
+    half = t_quantile(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def units(table: pd.DataFrame) -> list[str]:
+    """The independent replicates of a table: data draws when it holds several (their seeds
+    are averaged within a draw), else training seeds."""
+    return ["data_seed"] if table["data_seed"].nunique(dropna=True) > 1 else ["seed"]
+
+
+def slope_ci(table: pd.DataFrame, method: str, x: str, y: str = "ece", *, expert_kind: str | None = None) -> tuple:
+    """The least-squares slope of ``y`` (mean over experts) against ``x`` for ``method``:
+    one slope per replicate (see :func:`units`), their mean and 95% interval."""
+    d = table[table["method"] == method]
+    if expert_kind is not None:
+        d = d[d["expert_kind"] == expert_kind]
+    by = units(table)
+    per_x = d.groupby([*by, x])[y].mean().reset_index()
+    slopes = [np.polyfit(g[x], g[y], 1)[0] for _, g in per_x.groupby(by) if g[x].nunique() > 1]
+    return mean_ci(slopes)
+
+
+def paired_difference(table: pd.DataFrame, a: str, b: str, y: str, *, expert_kind: str | None = None) -> tuple:
+    """``a`` minus ``b`` on ``y`` (mean over experts and configurations), paired within each
+    replicate (same seeds, data and grid): the mean difference and its 95% interval."""
+    d = table if expert_kind is None else table[table["expert_kind"] == expert_kind]
+    per = d.groupby(["method", *units(table)])[y].mean().unstack(0)
+    return mean_ci((per[a] - per[b]).dropna())
+
+
+def verdict(estimate: tuple, expect: str) -> str:
+    """'holds', 'fails' or 'within noise' for an (estimate, low, high) interval and the sign
+    a claim expects ('positive', 'negative' or 'zero'). A sign claim holds when the interval
+    excludes zero on its side, fails when it excludes zero on the other, and is within noise
+    otherwise; a 'stays flat' claim holds when the interval contains zero."""
+    _, lo, hi = estimate
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "within noise"
+    if expect == "zero":
+        return "holds" if lo <= 1e-12 and hi >= -1e-12 else "fails"  # 1e-12: rounding
+    if lo > 0:
+        return "holds" if expect == "positive" else "fails"
+    if hi < 0:
+        return "holds" if expect == "negative" else "fails"
+    return "within noise"
+
+
+def claims(increasing: pd.DataFrame | None, dependence: pd.DataFrame | None) -> pd.DataFrame:
+    """The paper's claims on one dataset, each with its estimate, 95% interval and verdict."""
+    rows = []
+
+    def add(claim, paper, unit, est, expect):
+        rows.append(
+            {
+                "claim": claim,
+                "the paper": paper,
+                "estimate": est[0],
+                "95% interval": (est[1], est[2]),
+                "unit": unit,
+                "verdict": verdict(est, expect),
+            }
+        )
+
+    if increasing is not None:
+        for method, expect, paper in (("softmax", "positive", "rises"), ("ova", "zero", "stays flat")):
+            add(
+                f"{LABELS[method]} ECE against the number of experts J",
+                paper,
+                "slope per expert",
+                slope_ci(increasing, method, "num_experts"),
+                expect,
+            )
+        add(
+            "OvA's system accuracy above softmax's (increasing experts)",
+            "slightly higher",
+            "difference",
+            paired_difference(increasing, "ova", "softmax", "system_accuracy"),
+            "positive",
+        )
+        add(
+            "Softmax ECE above OvA's (increasing experts)",
+            "higher",
+            "difference",
+            paired_difference(increasing, "softmax", "ova", "ece"),
+            "positive",
+        )
+    if dependence is not None:
+        for method, expect, paper in (("softmax", "positive", "rises"), ("ova", "zero", "stays flat")):
+            add(
+                f"{LABELS[method]} ECE of the random expert against the others' quality p",
+                paper,
+                "slope per unit of p",
+                slope_ci(dependence, method, "expert_p", expert_kind="random"),
+                expect,
+            )
+    return pd.DataFrame(rows)
+
+
+def format_claims(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`claims` for reading: the interval as text, four decimals."""
+    out = table.copy()
+    out["estimate"] = [
+        f"{e:+.4f} [{lo:+.4f}, {hi:+.4f}]" for e, (lo, hi) in zip(table["estimate"], table["95% interval"])
+    ]
+    return out.drop(columns=["95% interval"]).rename(columns={"estimate": "estimate [95% interval]"})
+
+
+def mog_facts(params, points: int) -> dict[str, float]:
+    """What the MoG page states about a draw, from its true densities: the Bayes-optimal
+    classifier accuracy, its error on clusters 1 and 2 (do they overlap?), the share of
+    points in the experts' region (clusters 2, 3), the best system's accuracy with an oracle
+    on that region, and the ECE noise floor at ``points`` test points."""
+    from .data import mog
+    from .experts import oracle
+    from .studies import EXPERT_REGION
+
+    x, y = mog.sample(params, 200_000, np.random.default_rng(0))
+    pred = mog.posteriors(params, x).argmax(1)
+    middle = np.isin(y, (1, 2))
+    expert = oracle(EXPERT_REGION["mog"])
+    floor, spread = mog.noise_floor(params, (expert,), points, repeats=100)
+    return {
+        "bayes_accuracy": mog.bayes_accuracy(params, step=0.05),
+        "bayes_error_clusters_1_2": float((pred[middle] != y[middle]).mean()),
+        "expert_region_share": float(np.isin(y, EXPERT_REGION["mog"]).mean()),
+        "bayes_system_accuracy": mog.bayes_accuracy(params, (expert,), step=0.05),
+        "noise_floor": floor,
+        "noise_floor_sd": spread,
+    }
+
+
+def params_table(params) -> pd.DataFrame:
+    """A draw's parameters, one row per cluster."""
+    return pd.DataFrame(
+        {
+            "points (of 20,000)": params.counts(20_000),
+            "mean": [f"({m[0]:.3f}, {m[1]:.3f})" for m in params.means],
+            "variances": [f"({v[0]:.3f}, {v[1]:.3f})" for v in params.variances],
+        },
+        index=pd.Index(range(4), name="cluster"),
+    )
+
+
+def claims_markdown(regimes: dict[str, pd.DataFrame]) -> str:
+    """One Markdown table: claim | the paper | per regime, the estimate, its 95% interval
+    and the verdict (the regimes' :func:`claims`, which list the same claims in order)."""
+    regimes = {name: c for name, c in regimes.items() if len(c)}
+    if not regimes:
+        return "*(No MoG results to judge the claims by.)*"
+    first = next(iter(regimes.values()))
+    head = "| claim | the paper | " + " | ".join(regimes) + " |"
+    lines = [head, "|" + " --- |" * (2 + len(regimes))]
+    for i, row in first.iterrows():
+        cells = []
+        for c in regimes.values():
+            r = c.iloc[i]
+            lo, hi = r["95% interval"]
+            cells.append(f"{r['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}] {r['unit']}: **{r['verdict']}**")
+        lines.append(f"| {row['claim']} | {row['the paper']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -32,8 +32,9 @@ import torch
 from .evaluation import BIN_KEYS, RELIABILITY_BINS, ROW_KEYS
 
 # 2: reliability bins and ECE variants; 3: MoG lr 0.1 -> 0.05; 4: MoG stacks of equal J only
-# (a configuration's bits no longer depend on its companions), config_key column.
-RESULTS_VERSION = 4
+# (a configuration's bits no longer depend on its companions), config_key column; 5: MoG data
+# from the paper's parameters, separate train/validation/test draws of 20,000 points each.
+RESULTS_VERSION = 5
 
 
 class OutdatedResults(ValueError):
@@ -261,8 +262,8 @@ def provenance_table(results_dir) -> pd.DataFrame:
                 "profile": p["profile"],
                 "seeds": " ".join(map(str, p["seeds"])),
                 "methods": " ".join(p["methods"]),
-                "data": p["data_label"],
-                "data sha256": p["data_fingerprint"][:12],
+                "data": p["data_label"] if isinstance(p["data_label"], str) else f"{len(p['data_label'])} draws",
+                "data sha256": p["data_fingerprint"][:12] if isinstance(p["data_fingerprint"], str) else "per draw",
                 "commit": p["git_commit"][:12] + ("+dirty" if p["git_commit"].endswith("+dirty") else ""),
                 "device": p["device"],
                 "wall s": p["wall_seconds"],

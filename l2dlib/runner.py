@@ -58,12 +58,15 @@ def output_width(cfg: RunConfig, profile: Profile, num_classes: int) -> int:
 # ------------------------------------------------------------------ data and model
 
 
-def load_data(profile: Profile, device: torch.device, data_dir: str | Path | None = None) -> Dataset:
-    """The profile's data on ``device`` (CIFAR-10 from ``data_dir``, see ``data.cifar10``)."""
+def load_data(
+    profile: Profile, device: torch.device, data_dir: str | Path | None = None, data_seed: int | None = None
+) -> Dataset:
+    """The profile's data on ``device``: MoG from the paper's parameters or our generator's
+    draw ``data_seed``; CIFAR-10 from ``data_dir`` (see ``data.cifar10``)."""
     if profile.dataset == "mog":
-        from .data.mog import make_mog
+        from .data.mog import make_mog, params_for
 
-        return make_mog(profile.num_points, standardize=True).to(device)
+        return make_mog(params_for(data_seed), profile.points, standardize=profile.standardize).to(device)
     from .data import cifar10
 
     if profile.synthetic:
@@ -154,6 +157,18 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
         )
         for m, c in enumerate(cfgs)
     ]
+    if profile.dataset == "mog":  # the truth is known: Bayes accuracies and noise floors
+        from .data.mog import params_for, reference
+
+        for c, (rows, _) in zip(cfgs, evaluated):
+            ref = reference(params_for(c.data_seed), c.experts, len(data.y["test"]))
+            for row, (floor, spread) in zip(rows, ref["floors"]):
+                row.update(
+                    ece_noise_floor=floor,
+                    ece_noise_floor_sd=spread,
+                    bayes_classifier_accuracy=ref["bayes_classifier_accuracy"],
+                    bayes_system_accuracy=ref["bayes_system_accuracy"],
+                )
     return BatchResult(evaluated, history.best_epoch.tolist(), history.epochs_run, time.perf_counter() - t0)
 
 
@@ -185,9 +200,11 @@ def make_batches(todo: Sequence[RunConfig], profile: Profile, num_classes: int) 
     """Stacks of at most ``profile.max_models_per_batch`` configurations of one output
     width (see the module docstring), balanced in size and mixed in J, each ordered by
     method (the trainer takes runs of one method as slices); the widest first."""
-    by_width: dict[int, list[RunConfig]] = {}
-    for c in todo:
-        by_width.setdefault(output_width(c, profile, num_classes), []).append(c)
+    by_width: dict[tuple, list[RunConfig]] = {}
+    for c in todo:  # a stack shares its data too
+        by_width.setdefault(
+            (output_width(c, profile, num_classes), -1 if c.data_seed is None else -2 - c.data_seed), []
+        ).append(c)
     batches = []
     for width in sorted(by_width, reverse=True):
         group = by_width[width]
@@ -221,9 +238,9 @@ def _init_worker(parent_pid: int) -> None:
 
 def _worker(cfgs: list[RunConfig], profile: Profile) -> BatchResult:
     """One batch in a worker process; the data is made once per process."""
-    key = (profile.dataset, profile.num_points, profile.synthetic)
+    key = (profile.dataset, profile.points, profile.standardize, profile.synthetic, cfgs[0].data_seed)
     if key not in _worker_data:
-        _worker_data[key] = load_data(profile, torch.device("cpu"))
+        _worker_data[key] = load_data(profile, torch.device("cpu"), data_seed=cfgs[0].data_seed)
     return train_batch(cfgs, _worker_data[key], profile)
 
 
@@ -234,7 +251,7 @@ def worker_count(profile: Profile, device: torch.device, num_batches: int) -> in
 
 def train_all(
     batches: list[list[RunConfig]],
-    data: Dataset,
+    data_of: Callable[[int | None], Dataset],
     profile: Profile,
     device: torch.device,
     on_done: Callable[[list[RunConfig], BatchResult], None],
@@ -246,7 +263,7 @@ def train_all(
     workers = worker_count(profile, device, len(batches))
     if workers == 1:
         for batch in batches:
-            on_done(batch, train_batch(batch, data, profile, progress))
+            on_done(batch, train_batch(batch, data_of(batch[0].data_seed), profile, progress))
         return
     ctx = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
     pool = concurrent.futures.ProcessPoolExecutor(
@@ -327,6 +344,7 @@ def run_studies(
     methods: Sequence[str] = METHODS,
     num_experts: Sequence[int] | None = None,
     expert_ps: Sequence[float] | None = None,
+    data_seeds: Sequence[int] | None = None,
     results_dir: str | Path = "results",
     force: bool = False,
     device: str | None = None,
@@ -342,7 +360,8 @@ def run_studies(
     training; the same call resumes. ``force`` recomputes the configurations asked for.
     ``profile`` is a name or a :class:`~l2dlib.profiles.Profile`; ``num_experts`` applies
     to the studies that vary J, ``expert_ps`` to expert_dependence (an error where no
-    study of the call varies them); ``data_dir`` holds CIFAR-10 (see ``data.cifar10``).
+    study of the call varies them); ``data_seeds`` (MoG) are draws of our generator (default:
+    the profile's; None there means the paper's data); ``data_dir`` holds CIFAR-10.
     """
     prof = profile if isinstance(profile, Profile) else get_profile(dataset, profile)
     if prof.dataset != dataset:
@@ -355,11 +374,21 @@ def run_studies(
     if data_dir is not None and (dataset == "mog" or prof.synthetic):
         what = "dataset mog" if dataset == "mog" else f"profile {prof.name!r} (synthetic images)"
         raise ValueError(f"data_dir (--data-dir) does not apply to {what}: it reads no files")
+    if data_seeds is not None and dataset != "mog":
+        raise ValueError(f"data_seeds (--data-seeds) apply to dataset mog only, not {dataset}")
     seeds = check_seeds(prof.seeds if seeds is None else seeds)
+    data_seeds = prof.data_seeds if data_seeds is None else check_seeds(data_seeds, "data_seeds")
     methods = check_methods(methods)
     grids = {
         s: study_configs(
-            s, dataset, prof.name, seeds=seeds, methods=methods, num_experts=num_experts, expert_ps=expert_ps
+            s,
+            dataset,
+            prof.name,
+            seeds=seeds,
+            methods=methods,
+            num_experts=num_experts,
+            expert_ps=expert_ps,
+            data_seeds=data_seeds,
         )
         for s in studies
     }
@@ -369,16 +398,24 @@ def run_studies(
         results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
     data_dir = None if data_dir is None else Path(data_dir).expanduser()
     started = time.perf_counter()
-    data = load_data(prof, dev, data_dir)
+    datasets: dict[int | None, Dataset] = {}
+
+    def data_of(data_seed: int | None) -> Dataset:  # made on first use (MoG: milliseconds)
+        if data_seed not in datasets:
+            datasets[data_seed] = load_data(prof, dev, data_dir, data_seed)
+        return datasets[data_seed]
 
     def key_of(cfg: RunConfig) -> str:
-        return results.config_key(cfg.as_dict(prof) | {"data": data.fingerprint})
+        return results.config_key(cfg.as_dict(prof) | {"data": data_of(cfg.data_seed).fingerprint})
 
-    states = {s: _gather(s, grids[s], prof, data, results_dir, key_of, force) for s in studies}
+    for cfgs in grids.values():  # fail early on missing CIFAR-10 files
+        data_of(cfgs[0].data_seed)
+    states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
     todo = [st.configs[k] for st in states.values() for k in st.configs if k not in st.records]
 
     env = results.environment()
-    batches = make_batches(todo, prof, data.num_classes)
+    num_classes = data_of(next(iter(grids.values()))[0].data_seed).num_classes
+    batches = make_batches(todo, prof, num_classes)
     device_text = _device_description(dev, prof, len(batches))
     total = sum(len(st.configs) for st in states.values())
     bar = tqdm(
@@ -391,7 +428,7 @@ def run_studies(
 
     def cache(batch: list[RunConfig], res: BatchResult) -> None:
         for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
-            st = states[c.study]
+            st, data = states[c.study], data_of(c.data_seed)
             key = st.keys[c.identity]
             extra = {
                 "best_epoch": best,
@@ -416,7 +453,7 @@ def run_studies(
         bar.update(len(batch))
 
     try:
-        train_all(batches, data, prof, dev, cache, progress)
+        train_all(batches, data_of, prof, dev, cache, progress)
     finally:
         bar.close()
 
@@ -430,11 +467,10 @@ def run_studies(
     }
     tables = {}
     for study, st in states.items():
-        table, reliability = _assemble(st, data)
+        table, reliability = _assemble(st, data_of)
         if st.dirty or st.on_disk != set(st.configs):
-            results.write_table(
-                results_dir, dataset, study, prof.name, table, _provenance(st, table, prof, data, env, run), reliability
-            )
+            provenance = _provenance(st, table, prof, data_of, env, run)
+            results.write_table(results_dir, dataset, study, prof.name, table, provenance, reliability)
         asked = {key_of(c) for c in grids[study]}
         tables[study] = table[table["config_key"].isin(asked)].reset_index(drop=True)
     return tables
@@ -444,7 +480,6 @@ def _gather(
     study: str,
     grid: list[RunConfig],
     prof: Profile,
-    data: Dataset,
     results_dir: Path,
     key_of: Callable[[RunConfig], str],
     force: bool,
@@ -496,6 +531,7 @@ def _gather(
                 int(first["seed"]),
                 int(first["num_experts"]),
                 None if pd.isna(first["expert_p"]) else float(first["expert_p"]),
+                None if pd.isna(first["data_seed"]) else int(first["data_seed"]),
             )
             if key_of(cfg) != key:
                 stale += 1
@@ -578,17 +614,19 @@ def _config_from(config: dict, study: str, prof: Profile) -> RunConfig | None:
             int(config["seed"]),
             int(config["num_experts"]),
             config["expert_p"],
+            config.get("data_seed"),
         )
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def _assemble(st: StudyState, data: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The study table and its reliability bins, in (method, seed, J or p) order."""
+def _assemble(st: StudyState, data_of: Callable[[int | None], Dataset]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The study table and its reliability bins, in (method, data seed, seed, J or p) order."""
 
     def order(key: str) -> tuple:
         c = st.configs[key]
-        return (METHODS.index(c.method), c.seed, c.num_experts, -1 if c.expert_p is None else c.expert_p)
+        draw = -1 if c.data_seed is None else c.data_seed
+        return (METHODS.index(c.method), draw, c.seed, c.num_experts, -1 if c.expert_p is None else c.expert_p)
 
     rows, bins = [], []
     for key in sorted(st.records, key=order):
@@ -599,6 +637,7 @@ def _assemble(st: StudyState, data: Dataset) -> tuple[pd.DataFrame, pd.DataFrame
             "seed": c.seed,
             "num_experts": c.num_experts,
             "expert_p": c.expert_p,
+            "data_seed": c.data_seed,
         }
         rows += [
             ident
@@ -606,7 +645,7 @@ def _assemble(st: StudyState, data: Dataset) -> tuple[pd.DataFrame, pd.DataFrame
                 "dataset": c.dataset,
                 "profile": c.profile,
                 "expert_kind": c.experts[r["expert"]].kind,
-                "data_label": data.label,
+                "data_label": data_of(c.data_seed).label,
                 "config_key": key,
                 **r,
             }
@@ -616,9 +655,15 @@ def _assemble(st: StudyState, data: Dataset) -> tuple[pd.DataFrame, pd.DataFrame
     return (pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(bins, columns=RELIABILITY_COLUMNS))
 
 
-def _provenance(st: StudyState, table: pd.DataFrame, prof: Profile, data: Dataset, env: dict, run: dict) -> dict:
-    """What the table holds, and every run that changed it (the latest run's fields on top)."""
+def _provenance(
+    st: StudyState, table: pd.DataFrame, prof: Profile, data_of: Callable[[int | None], Dataset], env: dict, run: dict
+) -> dict:
+    """What the table holds, and every run that changed it (the latest run's fields on top).
+    With several data draws, the data label and fingerprint are per draw."""
     configs = [st.configs[k] for k in dict.fromkeys(table["config_key"])]
+    draws = sorted({c.data_seed for c in configs}, key=lambda d: -1 if d is None else d)
+    label = {str(d): data_of(d).label for d in draws}
+    fingerprint = {str(d): data_of(d).fingerprint for d in draws}
     runs = list((st.previous or {}).get("runs", []))
     runs.append(run | {"num_computed": st.computed})
     axis = AXES[st.study]
@@ -630,14 +675,15 @@ def _provenance(st: StudyState, table: pd.DataFrame, prof: Profile, data: Datase
         "seeds": sorted({c.seed for c in configs}),
         "methods": [m for m in METHODS if any(c.method == m for c in configs)],
         axis.column: sorted({getattr(c, axis.column) for c in configs}),
-        "configurations": [[c.method, c.seed, c.num_experts, c.expert_p] for c in configs],
-        "configuration_fields": ["method", "seed", "num_experts", "expert_p"],
+        "data_seeds": [d for d in draws if d is not None],
+        "configurations": [[c.method, c.seed, c.num_experts, c.expert_p, c.data_seed] for c in configs],
+        "configuration_fields": ["method", "seed", "num_experts", "expert_p", "data_seed"],
         "num_configs": len(configs),
         "num_computed": st.computed,
         "num_rows": len(table),
         "settings": configs[0].as_dict(prof)["settings"],
-        "data_label": data.label,
-        "data_fingerprint": data.fingerprint,
+        "data_label": label.popitem()[1] if len(label) == 1 else label,
+        "data_fingerprint": fingerprint.popitem()[1] if len(fingerprint) == 1 else fingerprint,
         "config_keys_sha": hashlib.sha256(" ".join(sorted(table["config_key"].unique())).encode()).hexdigest()[:16],
         **env,
         **{k: run[k] for k in ("command", "device", "wall_seconds", "wall_seconds_covers")},

@@ -89,6 +89,7 @@ class RunConfig:
     num_experts: int
     expert_p: float | None
     experts: tuple[Expert, ...] = field(repr=False)
+    data_seed: int | None = None  # MoG: a draw of our generator; None: the paper's data
 
     def as_dict(self, profile: Profile) -> dict[str, Any]:
         """Everything that determines this configuration's numbers (the cache key hashes it)."""
@@ -101,7 +102,8 @@ class RunConfig:
             "augment": profile.augment,
         }
         if self.dataset == "mog":
-            d["settings"]["num_points"] = profile.num_points
+            d["settings"]["points_per_split"] = profile.points
+            d["settings"]["standardize"] = profile.standardize
         else:
             d["settings"]["val_split"] = {
                 "fraction": cifar10.VAL_FRACTION,
@@ -112,8 +114,8 @@ class RunConfig:
 
     @property
     def identity(self) -> tuple:
-        """(study, method, seed, num_experts, expert_p): the table's row key."""
-        return (self.study, self.method, self.seed, self.num_experts, self.expert_p)
+        """(study, method, seed, num_experts, expert_p, data_seed): the table's row key."""
+        return (self.study, self.method, self.seed, self.num_experts, self.expert_p, self.data_seed)
 
 
 def num_classes_of(dataset: str) -> int:
@@ -136,18 +138,18 @@ def study_experts(
 
 
 def run_config(
-    study: str, dataset: str, profile: str, method: str, seed: int, num_experts: int, expert_p: float | None
+    study: str,
+    dataset: str,
+    profile: str,
+    method: str,
+    seed: int,
+    num_experts: int,
+    expert_p: float | None,
+    data_seed: int | None = None,
 ) -> RunConfig:
-    return RunConfig(
-        study,
-        dataset,
-        profile,
-        method,
-        int(seed),
-        int(num_experts),
-        expert_p,
-        study_experts(study, dataset, num_experts=num_experts, expert_p=expert_p),
-    )
+    experts = study_experts(study, dataset, num_experts=num_experts, expert_p=expert_p)
+    draw = None if data_seed is None else int(data_seed)
+    return RunConfig(study, dataset, profile, method, int(seed), int(num_experts), expert_p, experts, draw)
 
 
 def study_configs(
@@ -159,8 +161,10 @@ def study_configs(
     methods: Sequence[str] = METHODS,
     num_experts: Sequence[int] | None = None,
     expert_ps: Sequence[float] | None = None,
+    data_seeds: Sequence[int] | None = None,
 ) -> list[RunConfig]:
-    """The study's grid, in table order (method, seed, then J or p). ``num_experts`` and
+    """The study's grid, in table order (method, data seed, seed, then J or p). ``data_seeds``
+    (MoG) are draws of our generator, None the paper's data. ``num_experts`` and
     ``expert_ps`` replace the defaults where the study varies them and are ignored otherwise
     (:func:`check_options` rejects them where no study of a run uses them)."""
     check_choice("study", study, STUDIES)
@@ -178,8 +182,13 @@ def study_configs(
                 f"specialized_experts on {dataset} allows J <= {limit} (two classes per expert), got {max(js)}"
             )
         grid = [(j, None) for j in js]
+    draws = [None] if data_seeds is None else check_seeds(data_seeds, "data_seeds")
     return [
-        run_config(study, dataset, profile, method, seed, j, p) for method in methods for seed in seeds for j, p in grid
+        run_config(study, dataset, profile, method, seed, j, p, ds)
+        for method in methods
+        for ds in draws
+        for seed in seeds
+        for j, p in grid
     ]
 
 
@@ -218,13 +227,13 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def check_seeds(seeds: Any) -> tuple[int, ...]:
+def check_seeds(seeds: Any, name: str = "seeds") -> tuple[int, ...]:
     """seeds: a non-empty list of non-negative integers, duplicates removed."""
-    values = _as_list("seeds", seeds, "non-negative integers")
+    values = _as_list(name, seeds, "non-negative integers")
     for s in values:
         if not _is_int(s) or s < 0:
-            raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {s!r} in {seeds!r}")
-    return _unique("seeds", values)
+            raise ValueError(f"{name} must be a non-empty list of non-negative integers, got {s!r} in {seeds!r}")
+    return _unique(name, values)
 
 
 def check_methods(methods: Any) -> tuple[str, ...]:

@@ -1,24 +1,63 @@
+import numpy as np
+import pytest
 import torch
 
-from l2dlib.data.mog import make_mog
+from l2dlib.data import mog
+from l2dlib.data.mog import PAPER, draw_params, make_mog
+from l2dlib.experts import oracle, random_expert
+from l2dlib.metrics import ece
 
 
-def test_mog_shape_split_and_cluster_sizes():
-    d = make_mog(20_000)
-    sizes = {s: len(d.y[s]) for s in ("train", "val", "test")}
-    n = sum(sizes.values())
-    assert 19_996 <= n <= 20_000  # floor() of the mixing weights may drop up to 3 points
-    assert sizes["train"] == int(n * 0.7) and sizes["val"] == int(n * 0.15)
-    y = torch.cat([d.y[s] for s in ("train", "val", "test")])
-    counts = torch.bincount(y).tolist()
-    assert counts[0] == counts[1] and counts[2] == counts[3]  # gp splits pairs equally
+def test_splits_are_separate_draws_of_the_given_size():
+    d = make_mog(PAPER, 2000)
+    for split in ("train", "val", "test"):
+        assert len(d.y[split]) == sum(PAPER.counts(2000)) == 2000  # 436 + 436 + 564 + 564
+        counts = torch.bincount(d.y[split]).tolist()
+        assert counts == [436, 436, 564, 564]
+    assert not torch.equal(d.x["train"][:10], d.x["val"][:10])  # not one draw cut in three
     assert d.x["train"].shape[1] == 2 and d.num_classes == 4
+    assert "the paper's parameters" in d.label
 
 
 def test_mog_is_deterministic_and_standardized_on_train():
-    a, b = make_mog(2000), make_mog(2000)
-    assert a.fingerprint == b.fingerprint
-    s = make_mog(2000, standardize=True)
+    a, b = make_mog(PAPER, 2000), make_mog(PAPER, 2000)
+    assert a.fingerprint == b.fingerprint and make_mog(PAPER, 2000, seed=1).fingerprint != a.fingerprint
+    s = make_mog(PAPER, 2000, standardize=True)
     torch.testing.assert_close(s.x["train"].mean(0), torch.zeros(2), atol=1e-5, rtol=0)
     torch.testing.assert_close(s.x["train"].std(0), torch.ones(2), atol=1e-5, rtol=0)
     assert torch.equal(s.y["test"], a.y["test"])
+
+
+def test_our_generator_draws_differ_and_seed_0_is_the_easy_one():
+    assert draw_params(0) == draw_params(0) and draw_params(0) != draw_params(1)
+    assert mog.bayes_accuracy(draw_params(0), step=0.05) > 0.99  # clusters 1 and 2 lie apart
+
+
+def test_bayes_accuracy_of_the_paper_parameters_against_monte_carlo():
+    exact = mog.bayes_accuracy(PAPER)
+    x, y = mog.sample(PAPER, 200_000, np.random.default_rng(0))
+    monte_carlo = (mog.posteriors(PAPER, x).argmax(1) == y).mean()
+    assert exact == pytest.approx(0.888, abs=0.002)
+    assert exact == pytest.approx(monte_carlo, abs=0.005)
+    # With an oracle on clusters 2 and 3 to defer to, the best system does better.
+    system = mog.bayes_accuracy(PAPER, (oracle((2, 3)),))
+    post = mog.posteriors(PAPER, x)
+    q = mog.expert_correct_prob([oracle((2, 3))], post)[:, 0]
+    # Monte Carlo: defer where the expert is likelier right; it is right on clusters 2, 3
+    # and one time in four elsewhere.
+    expert_right = np.isin(y, (2, 3)) | (np.random.default_rng(1).random(len(y)) < 0.25)
+    simulated = np.where(q > post.max(1), expert_right, post.argmax(1) == y).mean()
+    assert system > exact and system == pytest.approx(simulated, abs=0.005)
+
+
+def test_noise_floor_against_a_direct_simulation():
+    floor, spread = mog.noise_floor(PAPER, (random_expert(),), 3000, repeats=40, seed=0)
+    # A random expert is right 1/4 of the time everywhere: its calibrated estimate is 0.25,
+    # and the ECE of a constant estimate is |observed frequency - 0.25|.
+    rng = np.random.default_rng(1)
+    direct = [ece(np.full(3000, 0.25), rng.random(3000) < 0.25) for _ in range(400)]
+    assert floor == pytest.approx(np.mean(direct), abs=0.002)
+    assert spread == pytest.approx(np.std(direct), rel=0.35)
+    big, _ = mog.noise_floor(PAPER, (oracle((2, 3)),), 20_000, repeats=20)
+    small, _ = mog.noise_floor(PAPER, (oracle((2, 3)),), 3000, repeats=20)
+    assert big < small  # more test points, less noise

@@ -80,3 +80,41 @@ def test_describe_failures_states_what_the_numbers_say():
     assert text.startswith("In 4 of its 12 models") and text.endswith("trains less reliably here.")
     table.loc[(table.method == "asymmetric_softmax") & (table.seed == 0), "classifier_accuracy"] = 0.895
     assert report.describe_failures(table, "asymmetric_softmax").endswith("no sign of a training problem.")
+
+
+def test_t_quantiles_match_the_tables():
+    for df, value in ((1, 12.706), (4, 2.776), (9, 2.262), (29, 2.045)):
+        assert report.t_quantile(0.975, df) == pytest.approx(value, abs=1e-3)
+
+
+def test_mean_ci_by_hand():
+    mean, lo, hi = report.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    half = 2.776445 * (2.5**0.5) / 5**0.5  # t(0.975, 4) * sd / sqrt(n)
+    assert mean == 3.0 and lo == pytest.approx(3 - half, abs=1e-4) and hi == pytest.approx(3 + half, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "estimate,expect,word",
+    [
+        ((0.02, 0.01, 0.03), "positive", "holds"),
+        ((0.02, 0.01, 0.03), "negative", "fails"),
+        ((-0.02, -0.03, -0.01), "positive", "fails"),
+        ((0.02, -0.01, 0.05), "positive", "within noise"),
+        ((0.001, -0.01, 0.01), "zero", "holds"),
+        ((0.02, 0.01, 0.03), "zero", "fails"),
+        ((0.02, float("nan"), float("nan")), "positive", "within noise"),
+    ],
+)
+def test_verdicts(estimate, expect, word):
+    assert report.verdict(estimate, expect) == word
+
+
+def test_claims_read_slopes_and_paired_differences_off_the_table():
+    # softmax ECE rises 0.02 per expert with seed noise, OvA is flat: the verdicts say so.
+    table = _table({"softmax": 0.02, "ova": 0.0}).assign(data_seed=float("nan"))
+    claims = report.claims(table, None).set_index("claim")
+    rise = claims.loc["Softmax ECE against the number of experts J"]
+    assert rise["verdict"] == "holds" and rise["estimate"] == pytest.approx(0.02)
+    assert claims.loc["OvA ECE against the number of experts J", "verdict"] == "holds"
+    assert claims.loc["Softmax ECE above OvA's (increasing experts)", "verdict"] == "holds"
+    assert set(report.format_claims(report.claims(table, None)).columns) >= {"estimate [95% interval]", "verdict"}

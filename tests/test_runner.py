@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Small, but long enough for early stopping to stop models at different epochs in a stack.
 PROFILE = dataclasses.replace(
     get_profile("mog", "smoke"),
-    num_points=1200,
+    points=600,
     max_models_per_batch=32,
     train=TrainConfig(max_epochs=12, batch_size=64, lr=0.2, weight_decay=5e-4, patience=3),
 )
@@ -156,7 +156,10 @@ def test_a_missing_or_truncated_reliability_table_is_rebuilt_from_the_cache(tmp_
         (lambda e: e | {"rows": "oops"}, "rows and bins must be lists"),
         (lambda e: {k: v for k, v in e.items() if k != "best_epoch"}, "missing key 'best_epoch'"),
         (lambda e: e | {"rows": []}, "0 rows for 1 experts"),
-        (lambda e: e | {"results_version": str(e["results_version"])}, "results_version is '4', not an integer"),
+        (
+            lambda e: e | {"results_version": str(e["results_version"])},
+            f"results_version is '{results.RESULTS_VERSION}', not an integer",
+        ),
         (lambda e: e | {"rows": [e["rows"][0] | {"ece": "x"}]}, "lacks a numeric value"),
     ],
 )

@@ -21,7 +21,7 @@ def _splits(data, cfgs):
 
 
 def test_stacked_training_matches_training_each_model_alone():
-    data = make_mog(600, standardize=True)
+    data = make_mog(points=512, standardize=True)
     cfgs = [(1, 0), (3, 1), (2, 2)]
     methods = ["softmax", "softmax", "ova"]
     config = TrainConfig(max_epochs=2, batch_size=64, lr=0.05, patience=5)
@@ -38,7 +38,7 @@ def test_stacked_training_matches_training_each_model_alone():
 
 
 def test_early_stopping_restores_the_best_state():
-    data = make_mog(600, standardize=True)
+    data = make_mog(points=512, standardize=True)
     sp = _splits(data, [(2, 0)])
     config = TrainConfig(max_epochs=40, batch_size=64, lr=0.5, patience=3)  # lr high: val loss wobbles
     model = MLP(6, seeds=[0])
@@ -63,7 +63,7 @@ def test_early_stopping_stops_at_the_epoch_the_patience_implies(monkeypatch):
     import l2dlib.train as T
 
     script = [[5.0, 4.0, 3.0, 3.5, 3.6, 3.7, 3.8, 3.9], [5.0, 4.5, 4.0, 3.9, 3.8, 3.9, 4.0, 4.1]]
-    data = make_mog(600, standardize=True)
+    data = make_mog(points=512, standardize=True)
     sp = _splits(data, [(2, 0), (2, 1)])
     model = MLP([6, 6], seeds=[0, 1])
     real_predict, real_loss = T.predict, T.per_model_loss
