@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-PROFILE ?= quick
+PROFILE ?= paper
 
 .PHONY: help test test-fast lint book lab benchmark clean
 help:

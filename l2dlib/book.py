@@ -1,6 +1,6 @@
 """Build the Jupyter Book: execute every notebook with papermill, then build the HTML.
 
-``python -m l2dlib.book [--profile quick] [--output book]`` copies ``book/`` to
+``python -m l2dlib.book [--profile paper] [--output book]`` copies ``book/`` to
 ``<output>/_build/src``, executes the notebooks there (so the sources stay free of
 outputs), bundles MathJax for offline reading, and runs ``jupyter-book build`` with
 warnings as errors. The HTML lands in ``<output>/_build/html``. Needs the ``book``
@@ -10,11 +10,14 @@ extra (papermill, jupyter-book, jupyter-server-mathjax).
 from __future__ import annotations
 
 import argparse
+import ast
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from .results import resolve_dir
 
 REPO = Path(__file__).resolve().parent.parent
 # Execution order: the reproducibility page reads what the studies wrote.
@@ -36,12 +39,30 @@ def _mathjax_dir() -> Path:
     return Path(jupyter_server_mathjax.__file__).parent / "static"
 
 
+def overrides(declared: dict, parameters: dict) -> dict:
+    """The parameters a notebook declares whose value differs from its default: only these
+    are injected, so a book built with the defaults shows no injected cell, and no build
+    machine's path reaches a page or a downloadable notebook."""
+    out = {}
+    for name, value in parameters.items():
+        if name not in declared:
+            continue
+        try:
+            default = ast.literal_eval(declared[name]["default"])
+        except (ValueError, SyntaxError):
+            default = object()
+        if value != default:
+            out[name] = value
+    return out
+
+
 def execute_notebook(src: Path, dst: Path, parameters: dict) -> None:
-    """Run one notebook with papermill in its own folder, passing only the parameters it declares."""
+    """Run one notebook with papermill in its own folder, injecting only :func:`overrides`,
+    and drop papermill's record of the build's file paths from its metadata."""
+    import nbformat
     import papermill as pm
 
-    declared = pm.inspect_notebook(str(src))
-    params = {k: v for k, v in parameters.items() if k in declared}
+    params = overrides(pm.inspect_notebook(str(src)), parameters)
     pm.execute_notebook(
         str(src),
         str(dst),
@@ -51,14 +72,18 @@ def execute_notebook(src: Path, dst: Path, parameters: dict) -> None:
         progress_bar=False,
         log_output=False,
     )
+    nb = nbformat.read(dst, as_version=4)
+    for key in ("input_path", "output_path"):
+        nb.metadata.get("papermill", {}).pop(key, None)
+    nbformat.write(nb, dst)
 
 
 def build(
     *,
-    profile: str = "quick",
+    profile: str = "paper",
     cifar_profile: str = "paper",
     output: Path = REPO / "book",
-    results_dir: Path = REPO / "results",
+    results_dir: Path | None = None,
     seeds: list[int] | None = None,
     book_dir: Path = REPO / "book",
     quiet: bool = False,
@@ -68,19 +93,17 @@ def build(
     ``profile`` is the MoG studies' (run live); ``cifar_profile`` names the CIFAR-10
     results shown (read from ``results_dir``, never trained here).
     """
-    output, results_dir = Path(output).resolve(), Path(results_dir).resolve()
+    output = Path(output).resolve()
     stage = output / "_build" / "src"
     if stage.exists():
         shutil.rmtree(stage)
     shutil.copytree(book_dir, stage, ignore=shutil.ignore_patterns("_build", "figures", ".ipynb_checkpoints"))
     shutil.copytree(_mathjax_dir(), stage / "_mathjax" / "mathjax")  # see _config.yml
-    params = {
-        "profile": profile,
-        "cifar_profile": cifar_profile,
-        "results_dir": str(results_dir),
-        "figures_dir": str(stage / "figures"),
-        "seeds": seeds,
-    }
+    # Notebooks find the repository's results/ themselves (results_dir None) and write
+    # figures to ../figures relative to their folder, which the staging copy keeps.
+    params = {"profile": profile, "cifar_profile": cifar_profile, "seeds": seeds}
+    if results_dir is not None and Path(results_dir).resolve() != resolve_dir(None).resolve():
+        params["results_dir"] = str(Path(results_dir).resolve())
     for nb in NOTEBOOKS:
         t0 = time.perf_counter()
         execute_notebook(stage / nb, stage / nb, params)
@@ -108,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m l2dlib.book", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--profile", default="quick", help="profile of the MoG studies (default quick)")
+    parser.add_argument(
+        "--profile", default="paper", help="profile of the MoG studies (default paper: the committed tables)"
+    )
     parser.add_argument(
         "--cifar-profile", default="paper", help="profile of the committed CIFAR-10 results shown (default paper)"
     )

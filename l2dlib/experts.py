@@ -19,7 +19,11 @@ from torch import Tensor
 
 from .rng import generator
 
-KINDS = ("oracle", "random", "probabilistic", "specialist")
+KINDS = ("oracle", "random", "probabilistic", "specialist", "authors")
+# The expert of the authors' MoG script: right with probability 0.7 on labels {1, 2} and 0.2
+# elsewhere (else a uniform guess). They redraw its labels at every batch; we draw them once
+# per split, as for every expert here.
+AUTHORS_REGION, AUTHORS_P, AUTHORS_P_ELSEWHERE = (1, 2), 0.7, 0.2
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,18 @@ class Expert:
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"expert correctness probability p must lie in [0, 1], got {self.p}")
 
+    @property
+    def p_elsewhere(self) -> float:
+        """Probability of knowing the label off the region: 0, except for the authors' expert."""
+        return AUTHORS_P_ELSEWHERE if self.kind == "authors" else 0.0
+
     def predict(self, y: Tensor, num_classes: int, generator: torch.Generator) -> Tensor:
         """Predictions [N] for true labels ``y`` [N] (int64, on the CPU)."""
         n = y.shape[0]
         guess = torch.randint(num_classes, (n,), generator=generator)
-        informed = torch.rand(n, generator=generator) < self.p
         in_region = torch.isin(y, torch.tensor(self.region, dtype=y.dtype))
-        return torch.where(in_region & informed, y, guess)
+        informed = torch.rand(n, generator=generator) < torch.where(in_region, self.p, self.p_elsewhere)
+        return torch.where(informed, y, guess)
 
 
 def oracle(region) -> Expert:
@@ -59,6 +68,10 @@ def probabilistic(region, p: float) -> Expert:
 
 def specialist(region) -> Expert:
     return Expert("specialist", tuple(region), 1.0)
+
+
+def authors_expert() -> Expert:
+    return Expert("authors", AUTHORS_REGION, AUTHORS_P)
 
 
 _SPLIT_IDS = {"train": 0, "val": 1, "test": 2}

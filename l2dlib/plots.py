@@ -196,6 +196,7 @@ STUDY_PANELS = {
     "increasing_experts": ((ece_vs_experts, "ECE"), (accuracy_vs_experts, "system accuracy")),
     "expert_dependence": ((random_expert_ece, "ECE of the random expert"),),
     "specialized_experts": ((ece_vs_experts, "ECE"), (accuracy_vs_experts, "system accuracy")),
+    "authors_experts": ((ece_vs_experts, "ECE"), (accuracy_vs_experts, "system accuracy")),
 }
 
 

@@ -18,10 +18,14 @@ LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric 
 
 
 def per_seed(table: pd.DataFrame, x: str, y: str, *, expert_kind: str | None = None) -> pd.DataFrame:
-    """Mean of ``y`` over experts for each (method, seed, x); optionally one kind of expert."""
+    """Mean of ``y`` over experts for each (method, replicate, x), the replicate being the
+    training seed, or the data draw where the table holds several (see :func:`units`);
+    optionally one kind of expert. The replicate column is named ``seed`` either way."""
+    unit = units(table)[0]
     if expert_kind is not None:
         table = table[table["expert_kind"] == expert_kind]
-    return table.groupby(["method", "seed", x], as_index=False)[y].mean()
+    out = table.groupby(["method", unit, x], as_index=False)[y].mean()
+    return out.rename(columns={unit: "seed"})
 
 
 def mean_by(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> pd.DataFrame:
@@ -129,9 +133,14 @@ def describe_results(
     if table is None:
         return missing_results(study, dataset, profile)
     axis = AXES[study]
-    return (
-        f"Data: {info['data_label']}; profile `{profile}`, seeds {info['seeds']}, device {info['device']}. "
-        + trend_sentences(table, axis.column, expert_kind=axis.expert_kind, per=axis.per, x_name=axis.symbol)
+    label = info["data_label"]
+    data = (
+        label
+        if isinstance(label, str)
+        else f"{len(label)} draws of our MoG generator (data seeds {info['data_seeds']})"
+    )
+    return f"Data: {data}; profile `{profile}`, seeds {info['seeds']}, device {info['device']}. " + trend_sentences(
+        table, axis.column, expert_kind=axis.expert_kind, per=axis.per, x_name=axis.symbol
     )
 
 
@@ -251,7 +260,8 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 def units(table: pd.DataFrame) -> list[str]:
     """The independent replicates of a table: data draws when it holds several (their seeds
     are averaged within a draw), else training seeds."""
-    return ["data_seed"] if table["data_seed"].nunique(dropna=True) > 1 else ["seed"]
+    several = "data_seed" in table and table["data_seed"].nunique(dropna=True) > 1
+    return ["data_seed"] if several else ["seed"]
 
 
 def slope_ci(table: pd.DataFrame, method: str, x: str, y: str = "ece", *, expert_kind: str | None = None) -> tuple:

@@ -76,8 +76,20 @@ def check_writable(folder: Path) -> None:
         raise OSError(f"cannot write results to {folder}: {err.strerror or err}") from err
 
 
-def table_paths(results_dir: str | Path, dataset: str, study: str, profile: str) -> tuple[Path, Path]:
-    base = Path(results_dir).expanduser() / dataset / f"{study}-{profile}"
+def resolve_dir(results_dir: str | Path | None = None) -> Path:
+    """The results folder: ``results_dir`` (``~`` expanded); or, for None, ``$L2D_RESULTS_DIR``,
+    else the repository's ``results/`` beside the package (a checkout), else ``./results``.
+    None is what notebooks and the CLI default to, so they work from any folder."""
+    if results_dir is not None:
+        return Path(results_dir).expanduser()
+    if os.environ.get("L2D_RESULTS_DIR"):
+        return Path(os.environ["L2D_RESULTS_DIR"]).expanduser()
+    repo = Path(__file__).resolve().parent.parent
+    return repo / "results" if (repo / "pyproject.toml").exists() else Path("results")
+
+
+def table_paths(results_dir: str | Path | None, dataset: str, study: str, profile: str) -> tuple[Path, Path]:
+    base = resolve_dir(results_dir) / dataset / f"{study}-{profile}"
     return base.with_suffix(".csv"), base.with_suffix(".json")
 
 
@@ -85,8 +97,8 @@ def reliability_path(results_dir: str | Path, dataset: str, study: str, profile:
     return table_paths(results_dir, dataset, study, profile)[0].with_suffix(".reliability.csv")
 
 
-def cache_dir(results_dir: str | Path, dataset: str, study: str, profile: str) -> Path:
-    return Path(results_dir).expanduser() / dataset / "cache" / f"{study}-{profile}"
+def cache_dir(results_dir: str | Path | None, dataset: str, study: str, profile: str) -> Path:
+    return resolve_dir(results_dir) / dataset / "cache" / f"{study}-{profile}"
 
 
 def _is_int(v: Any) -> bool:
@@ -116,8 +128,11 @@ def _entry_problem(entry: Any, num_experts: int | None) -> str | None:
         return f"{len(rows)} rows for {want} experts"
     for what, items, keys in (("row", rows, ROW_KEYS), ("bin", bins, BIN_KEYS)):
         for item in items:
-            if not isinstance(item, dict) or any(k not in item or not _is_number(item[k]) for k in keys):
-                return f"a {what} lacks a numeric value of {', '.join(keys)}"
+            if not isinstance(item, dict):
+                return f"a {what} is not an object"
+            bad = next((k for k in keys if k not in item or not _is_number(item[k])), None)
+            if bad is not None:
+                return f"a {what} lacks a numeric {bad!r}"
     if len(bins) != want * RELIABILITY_BINS:
         return f"{len(bins)} reliability bins for {want} experts"
     return None
@@ -134,7 +149,9 @@ def read_cached(path: Path, num_experts: int | None = None) -> dict[str, Any] | 
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         problem = str(err)
     else:
-        problem = _entry_problem(entry, num_experts)
+        version = entry.get("results_version") if isinstance(entry, dict) else None
+        # Another version first: its rows may lack what this version adds.
+        problem = None if _is_int(version) and version != RESULTS_VERSION else _entry_problem(entry, num_experts)
         if problem is None and entry["results_version"] != RESULTS_VERSION:
             raise OutdatedResults(
                 f"{path} was written by results version {entry['results_version']}, this code is version "
@@ -249,7 +266,7 @@ def environment() -> dict[str, Any]:
 def provenance_table(results_dir) -> pd.DataFrame:
     """One row per study table under ``results_dir``: what made it, where and when."""
     rows = []
-    for path in sorted(Path(results_dir).glob("*/*.json")):
+    for path in sorted(resolve_dir(results_dir).glob("*/*.json")):
         try:
             p = json.loads(path.read_text())
         except json.JSONDecodeError:

@@ -345,7 +345,7 @@ def run_studies(
     num_experts: Sequence[int] | None = None,
     expert_ps: Sequence[float] | None = None,
     data_seeds: Sequence[int] | None = None,
-    results_dir: str | Path = "results",
+    results_dir: str | Path | None = None,
     force: bool = False,
     device: str | None = None,
     data_dir: str | Path | None = None,
@@ -393,7 +393,7 @@ def run_studies(
         for s in studies
     }
     dev = resolve_device(device, prof)
-    results_dir = Path(results_dir).expanduser()
+    results_dir = results.resolve_dir(results_dir)
     for s in studies:  # before any compute: a folder we cannot write would lose it all
         results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
     data_dir = None if data_dir is None else Path(data_dir).expanduser()
@@ -716,7 +716,7 @@ def study_table(
     *,
     recompute: bool = False,
     reliability: bool = False,
-    results_dir: str | Path = "results",
+    results_dir: str | Path | None = None,
     **kwargs,
 ) -> tuple[pd.DataFrame, dict]:
     """What a study page shows: the rows of the configurations asked for (with
@@ -736,7 +736,7 @@ def study_table(
 
 
 def committed_table(
-    study: str, dataset: str, profile: str, *, results_dir: str | Path = "results", recompute: bool = False, **kwargs
+    study: str, dataset: str, profile: str, *, results_dir: str | Path | None = None, recompute: bool = False, **kwargs
 ) -> tuple[pd.DataFrame | None, dict | None]:
     """A table a page shows where it exists: (table, provenance), or (None, None).
     With ``recompute`` the study is run first (CIFAR-10: on a GPU)."""

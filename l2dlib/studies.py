@@ -8,6 +8,8 @@ experts or expert quality). Experts (see DESIGN.md and the book's introduction):
 - expert_dependence: J = 4; expert 0 random everywhere, experts 1-3 right with
   probability p on the region (else a uniform guess), random elsewhere.
 - specialized_experts: expert j is an oracle on classes {2j, 2j+1}; J = 1..K/2.
+- authors_experts (MoG, beyond the paper's figures): J = 1..8 copies of the expert of the
+  authors' MoG script, right with probability 0.7 on labels {1, 2} and 0.2 elsewhere.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from typing import Any
 
 from . import METHODS
 from .data import cifar10, mog
-from .experts import Expert, oracle, probabilistic, random_expert, specialist
+from .experts import Expert, authors_expert, oracle, probabilistic, random_expert, specialist
 from .profiles import Profile, check_choice
 
-STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
+STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts", "authors_experts")
 NUM_CLASSES = {"mog": mog.NUM_CLASSES, "cifar10": cifar10.NUM_CLASSES}
 EXPERT_REGION = {"mog": (2, 3), "cifar10": (0, 1, 2, 3, 4)}
 DEFAULT_EXPERT_PS = (0.2, 0.4, 0.6, 0.8, 0.95)
@@ -73,6 +75,16 @@ AXES = {
         "expert",
         None,
         "expert j an oracle on classes 2j, 2j+1",
+    ),
+    "authors_experts": Axis(
+        "num_experts",
+        "num_experts",
+        "--num-experts",
+        "J",
+        "number of experts",
+        "expert",
+        None,
+        "J = 1..8 copies of the authors' MoG expert (MoG only)",
     ),
 }
 
@@ -129,6 +141,12 @@ def study_experts(
     """The experts of one configuration."""
     if study == "increasing_experts":
         return tuple(oracle(EXPERT_REGION[dataset]) for _ in range(num_experts))
+    if study == "authors_experts":
+        if dataset != "mog":
+            raise ValueError(
+                f"authors_experts (the authors' MoG expert) is defined for dataset mog only, not {dataset}"
+            )
+        return tuple(authors_expert() for _ in range(num_experts))
     if study == "expert_dependence":
         region = EXPERT_REGION[dataset]
         return (random_expert(),) + tuple(probabilistic(region, expert_p) for _ in range(DEPENDENCE_NUM_EXPERTS - 1))

@@ -60,9 +60,16 @@ def test_every_notebook_ran_without_errors(built):
         assert all(c.get("execution_count") for c in code), f"{name}: not every cell was executed"
         assert "papermill" in nb.metadata and nb.metadata.papermill.get("exception") is not True, name
         assert not [o for c in code for o in c.get("outputs", []) if o.output_type == "error"], name
-        assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells) or not any(
-            "parameters" in c.metadata.get("tags", []) for c in nb.cells
-        ), name
+        assert "input_path" not in nb.metadata.papermill and "output_path" not in nb.metadata.papermill, name
+
+
+def test_only_parameters_that_differ_from_the_defaults_are_injected():
+    declared = {"profile": {"default": '"quick"'}, "seeds": {"default": "None"}, "results_dir": {"default": "None"}}
+    assert book.overrides(declared, {"profile": "quick", "seeds": None, "cifar_profile": "paper"}) == {}
+    assert book.overrides(declared, {"profile": "paper", "results_dir": "/tmp/x"}) == {
+        "profile": "paper",
+        "results_dir": "/tmp/x",
+    }
 
 
 def test_study_results_and_figures_were_written(built):

@@ -160,7 +160,7 @@ def test_a_missing_or_truncated_reliability_table_is_rebuilt_from_the_cache(tmp_
             lambda e: e | {"results_version": str(e["results_version"])},
             f"results_version is '{results.RESULTS_VERSION}', not an integer",
         ),
-        (lambda e: e | {"rows": [e["rows"][0] | {"ece": "x"}]}, "lacks a numeric value"),
+        (lambda e: e | {"rows": [e["rows"][0] | {"ece": "x"}]}, "lacks a numeric 'ece'"),
     ],
 )
 def test_an_invalid_cache_entry_is_recomputed_with_a_warning_naming_it(tmp_path, damage, problem):

@@ -136,11 +136,12 @@ def posteriors(params: MogParams, x: np.ndarray) -> np.ndarray:
 
 def expert_correct_prob(experts: Sequence, post: np.ndarray) -> np.ndarray:
     """P(m_j = y | x) [N, J] from class posteriors [N, K]: on its region an expert is right
-    with probability p + (1 - p) / K, elsewhere 1 / K (see :mod:`l2dlib.experts`)."""
+    with probability p + (1 - p) / K, elsewhere q + (1 - q) / K with q its ``p_elsewhere``
+    (0 but for the authors' expert; see :mod:`l2dlib.experts`)."""
     k = post.shape[1]
     cols = []
     for e in experts:
-        per_class = np.full(k, 1.0 / k)
+        per_class = np.full(k, e.p_elsewhere + (1 - e.p_elsewhere) / k)
         per_class[list(e.region)] = e.p + (1 - e.p) / k
         cols.append(post @ per_class)
     return np.stack(cols, 1)
