@@ -301,8 +301,12 @@ def verdict(estimate: tuple, expect: str) -> str:
     return "within noise"
 
 
-def claims(increasing: pd.DataFrame | None, dependence: pd.DataFrame | None) -> pd.DataFrame:
-    """The paper's claims on one dataset, each with its estimate, 95% interval and verdict."""
+def claims(
+    increasing: pd.DataFrame | None, dependence: pd.DataFrame | None, authors: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The paper's claims on one dataset, each with its estimate, 95% interval and verdict;
+    with ``authors`` (the authors_experts study) the J-trend claims once more with the
+    expert of the authors' MoG script."""
     rows = []
 
     def add(claim, paper, unit, est, expect):
@@ -340,6 +344,15 @@ def claims(increasing: pd.DataFrame | None, dependence: pd.DataFrame | None) -> 
             paired_difference(increasing, "softmax", "ova", "ece"),
             "positive",
         )
+    if authors is not None:
+        for method, expect, paper in (("softmax", "positive", "rises"), ("ova", "zero", "stays flat")):
+            add(
+                f"{LABELS[method]} ECE against J, the authors' expert",
+                paper,
+                "slope per expert",
+                slope_ci(authors, method, "num_experts"),
+                expect,
+            )
     if dependence is not None:
         for method, expect, paper in (("softmax", "positive", "rises"), ("ova", "zero", "stays flat")):
             add(
@@ -400,17 +413,44 @@ def params_table(params) -> pd.DataFrame:
 def claims_markdown(regimes: dict[str, pd.DataFrame]) -> str:
     """One Markdown table: claim | the paper | per regime, the estimate, its 95% interval
     and the verdict (the regimes' :func:`claims`, which list the same claims in order)."""
-    regimes = {name: c for name, c in regimes.items() if len(c)}
+    regimes = {name: c.set_index("claim") for name, c in regimes.items() if len(c)}
     if not regimes:
         return "*(No MoG results to judge the claims by.)*"
-    first = next(iter(regimes.values()))
-    head = "| claim | the paper | " + " | ".join(regimes) + " |"
-    lines = [head, "|" + " --- |" * (2 + len(regimes))]
-    for i, row in first.iterrows():
+    order = list(dict.fromkeys(claim for c in regimes.values() for claim in c.index))
+    lines = ["| claim | the paper | " + " | ".join(regimes) + " |", "|" + " --- |" * (2 + len(regimes))]
+    for claim in order:
+        paper = next(c.loc[claim, "the paper"] for c in regimes.values() if claim in c.index)
         cells = []
         for c in regimes.values():
-            r = c.iloc[i]
+            if claim not in c.index:
+                cells.append("-")
+                continue
+            r = c.loc[claim]
             lo, hi = r["95% interval"]
             cells.append(f"{r['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}] {r['unit']}: **{r['verdict']}**")
-        lines.append(f"| {row['claim']} | {row['the paper']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {claim} | {paper} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+REGIMES = {  # MoG profile -> how the claim table names it
+    "paper": "the paper's data, our schedule",
+    "quick": "the paper's data, our schedule (3 seeds)",
+    "faithful": "the paper's data, the authors' schedule",
+    "draws": "10 draws of our generator, our schedule",
+    "smoke": "smoke test data",
+}
+
+
+def claims_by_regime(results_dir, profiles) -> dict[str, pd.DataFrame]:
+    """:func:`claims` for each MoG profile whose tables exist (missing ones are left out)."""
+    from .results import find_table
+
+    out = {}
+    for profile in dict.fromkeys(profiles):
+        inc, dep, authors = (
+            find_table(results_dir, "mog", s, profile)[0]
+            for s in ("increasing_experts", "expert_dependence", "authors_experts")
+        )
+        if inc is not None or dep is not None:
+            out[f"{REGIMES.get(profile, profile)} (`{profile}`)"] = claims(inc, dep, authors)
+    return out

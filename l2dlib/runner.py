@@ -42,6 +42,7 @@ from .profiles import Profile, get_profile, resolve_device
 from .rng import derive_seed
 from .studies import AXES, STUDIES, RunConfig, check_methods, check_options, check_seeds, run_config, study_configs
 from .train import Split, predict, train
+from .workers import init_worker
 
 INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.experts)
 # MLPs have output columns for at least this many experts (the rest masked), so every
@@ -218,26 +219,9 @@ def make_batches(todo: Sequence[RunConfig], profile: Profile, num_classes: int) 
 _worker_data: dict[tuple, Dataset] = {}
 
 
-def _init_worker(parent_pid: int) -> None:
-    """A CPU worker: one thread; Ctrl-C is the parent's to handle (no tracebacks from here);
-    and it exits when its parent is gone, even after a SIGKILL that leaves no chance to
-    clean up (a watcher thread checks the parent twice a second)."""
-    torch.set_num_threads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # tqdm would make a multiprocessing lock (a named semaphore) that a stopped worker never
-    # releases: the resource tracker then warns of a leak at exit.
-    tqdm.set_lock(threading.RLock())
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
-
-
 def _worker(cfgs: list[RunConfig], profile: Profile) -> BatchResult:
-    """One batch in a worker process; the data is made once per process."""
+    """One batch in a worker process, on one thread; the data is made once per process."""
+    torch.set_num_threads(1)
     key = (profile.dataset, profile.points, profile.standardize, profile.synthetic, cfgs[0].data_seed)
     if key not in _worker_data:
         _worker_data[key] = load_data(profile, torch.device("cpu"), data_seed=cfgs[0].data_seed)
@@ -267,7 +251,7 @@ def train_all(
         return
     ctx = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
     pool = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+        workers, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),)
     )
     futures: dict[concurrent.futures.Future, list[RunConfig]] = {}
     handled: set[concurrent.futures.Future] = set()

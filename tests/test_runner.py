@@ -291,7 +291,9 @@ def test_a_signal_stops_workers_keeps_finished_batches_and_prints_one_line(tmp_p
     cache = tmp_path / "mog" / "cache"
     try:
         # SIGTERM once a batch is cached; Ctrl-C while the first batches still train.
-        assert _wait_for(lambda: len(_workers(proc.pid)) >= 2 and (sig == signal.SIGINT or any(cache.rglob("*.json"))))
+        assert _wait_for(
+            lambda: len(_workers(proc.pid)) >= 2 and (sig == signal.SIGINT or any(cache.rglob("*.json"))), 120
+        )
         workers = _workers(proc.pid)
         if sig == signal.SIGINT:
             os.killpg(proc.pid, sig)  # Ctrl-C in a terminal: the whole process group
@@ -313,7 +315,9 @@ def test_a_signal_stops_workers_keeps_finished_batches_and_prints_one_line(tmp_p
 def test_workers_end_within_seconds_when_their_parent_is_killed(tmp_path):
     proc = _start_run(tmp_path)
     try:
-        assert _wait_for(lambda: len(_workers(proc.pid)) >= 2)
+        # Once a batch is cached the workers are past their set-up (a worker still importing
+        # torch when its parent dies ends right after, when its set-up finds no parent).
+        assert _wait_for(lambda: len(_workers(proc.pid)) >= 2 and any(tmp_path.rglob("cache/*/*.json")), timeout=120)
         workers = _workers(proc.pid)
         proc.kill()
         proc.wait(timeout=10)
