@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures
 import shutil
 import subprocess
 import sys
@@ -21,16 +22,21 @@ from .results import resolve_dir
 
 REPO = Path(__file__).resolve().parent.parent
 # Execution order: the reproducibility page reads what the studies wrote.
-NOTEBOOKS = (
-    "notebooks/00_mog_dataset.ipynb",
-    "notebooks/01_increasing_experts.ipynb",
-    "notebooks/02_expert_dependence.ipynb",
-    "notebooks/03_specialized_experts.ipynb",
-    "notebooks/04_beyond_the_paper.ipynb",
-    "figures.ipynb",
-    "derivations.ipynb",
-    "reproducibility.ipynb",
+# Execution in phases; the notebooks of a phase run two at a time (2 cores). 01 and 02 run
+# different studies; 04 reruns both (from the cache) and the figures page reads them, so
+# they wait; the reproducibility page reads what all the others wrote.
+PHASES = (
+    (
+        "notebooks/01_increasing_experts.ipynb",
+        "notebooks/02_expert_dependence.ipynb",
+        "notebooks/00_mog_dataset.ipynb",
+        "notebooks/03_specialized_experts.ipynb",
+        "derivations.ipynb",
+    ),
+    ("notebooks/04_beyond_the_paper.ipynb", "figures.ipynb"),
+    ("reproducibility.ipynb",),
 )
+NOTEBOOKS = tuple(nb for phase in PHASES for nb in phase)
 
 
 def _mathjax_dir() -> Path:
@@ -104,11 +110,17 @@ def build(
     params = {"profile": profile, "cifar_profile": cifar_profile, "seeds": seeds}
     if results_dir is not None and Path(results_dir).resolve() != resolve_dir(None).resolve():
         params["results_dir"] = str(Path(results_dir).resolve())
-    for nb in NOTEBOOKS:
+
+    def run(nb: str) -> None:
         t0 = time.perf_counter()
         execute_notebook(stage / nb, stage / nb, params)
         if not quiet:
             print(f"executed {nb} in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    for phase in PHASES:  # each notebook in its own kernel process
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for future in [pool.submit(run, nb) for nb in phase]:
+                future.result()  # the first failure stops the build
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"),
         "build",

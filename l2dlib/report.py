@@ -46,33 +46,38 @@ def summary(table: pd.DataFrame, x: str, *, expert_kind: str | None = None) -> p
 
 
 def trend(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> dict:
-    """Per method: value at the smallest and largest x, the least-squares slope over x,
-    and the slope's standard error across seeds (slopes fitted per seed)."""
+    """Per method: value at the smallest and largest x, and the least-squares slope over x
+    (fitted per replicate, see :func:`per_seed`) with its 95% interval over replicates."""
     seeds = per_seed(table, x, y, expert_kind=expert_kind)
     out = {}
     for method, d in seeds.groupby("method"):
         slopes = [np.polyfit(g[x], g[y], 1)[0] for _, g in d.groupby("seed") if g[x].nunique() > 1]
         means = d.groupby(x)[y].mean()
+        slope, lo, hi = mean_ci(slopes) if slopes else (float("nan"),) * 3
         out[method] = {
             "first": float(means.iloc[0]),
             "last": float(means.iloc[-1]),
-            "slope": float(np.mean(slopes)) if slopes else float("nan"),
-            "slope_se": float(np.std(slopes, ddof=1) / np.sqrt(len(slopes))) if len(slopes) > 1 else float("nan"),
+            "slope": slope,
+            "low": lo,
+            "high": hi,
         }
     return out
 
 
 def describe_trend(t: dict, *, per: str) -> str:
-    """'rises' / 'falls' / 'stays flat' by whether the slope is > 2 standard errors from 0."""
-    slope, se = t["slope"], t["slope_se"]
+    """'rises' / 'falls' / 'stays flat within noise' by whether the slope's 95% interval
+    excludes 0 (the rule of :func:`verdict`)."""
+    slope, lo, hi = t["slope"], t["low"], t["high"]
     if not np.isfinite(slope):
         return "cannot be judged (one point)"
-    if not np.isfinite(se) or se == 0:
-        word = "rises" if slope > 0 else "falls"
-        return f"{word} ({slope:+.4f} per {per}; one seed, no error bar)"
-    if abs(slope) <= 2 * se or abs(slope) < 1e-12:  # 1e-12: rounding, not a trend
-        return f"stays flat within noise ({slope:+.4f} ± {se:.4f} per {per})"
-    return f"{'rises' if slope > 0 else 'falls'} ({slope:+.4f} ± {se:.4f} per {per})"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{'rises' if slope > 0 else 'falls'} ({slope:+.4f} per {per}; one seed, no interval)"
+    interval = f"{slope:+.4f} per {per}, 95% interval [{lo:+.4f}, {hi:+.4f}]"
+    if lo > 1e-12:  # 1e-12: rounding, not a trend
+        return f"rises ({interval})"
+    if hi < -1e-12:
+        return f"falls ({interval})"
+    return f"stays flat within noise ({interval})"
 
 
 ECE_VARIANTS = {

@@ -304,7 +304,6 @@ class Record:
 
     rows: list[dict]  # ROW_KEYS + best_epoch
     bins: list[dict] | None  # None: unknown (its reliability table was unreadable)
-    source: str = "cache"
 
 
 @dataclass
@@ -525,7 +524,7 @@ def _gather(
             if key in st.records or (force and key in asked):
                 continue
             bins = None if reliability is None else reliability.get(key)
-            st.records[key] = Record(rows[[*ROW_KEYS, "best_epoch"]].to_dict("records"), bins, "table")
+            st.records[key] = Record(rows[[*ROW_KEYS, "best_epoch"]].to_dict("records"), bins)
         if stale:
             path = results.table_paths(results_dir, prof.dataset, study, prof.name)[0]
             if not force:
