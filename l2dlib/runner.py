@@ -671,6 +671,20 @@ def _provenance(
         **env,
         **{k: run[k] for k in ("command", "device", "wall_seconds", "wall_seconds_covers")},
         "runs": runs,
+        "reference": _reference_summary(table, axis.column),
+    }
+
+
+def _reference_summary(table: pd.DataFrame, x: str) -> dict | None:
+    """What the results are measured against, for one data draw (MoG): the Bayes-optimal
+    accuracies and, per x, the mean ECE noise floor over the experts."""
+    if table["bayes_classifier_accuracy"].isna().all() or table["data_seed"].nunique(dropna=False) > 1:
+        return None
+    per_x = table.groupby(x)[["bayes_system_accuracy", "ece_noise_floor"]].mean()
+    return {
+        "bayes_classifier_accuracy": float(table["bayes_classifier_accuracy"].iloc[0]),
+        "bayes_system_accuracy": {str(k): float(v) for k, v in per_x["bayes_system_accuracy"].items()},
+        "ece_noise_floor_mean_over_experts": {str(k): float(v) for k, v in per_x["ece_noise_floor"].items()},
     }
 
 
