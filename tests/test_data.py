@@ -61,3 +61,22 @@ def test_noise_floor_against_a_direct_simulation():
     big, _ = mog.noise_floor(PAPER, (oracle((2, 3)),), 20_000, repeats=20)
     small, _ = mog.noise_floor(PAPER, (oracle((2, 3)),), 3000, repeats=20)
     assert big < small  # more test points, less noise
+
+
+def test_the_faithful_profile_is_the_authors_schedule_on_raw_inputs():
+    import math
+
+    from l2dlib.profiles import get_profile
+    from l2dlib.runner import load_data
+
+    prof = get_profile("mog", "faithful")
+    # Their SGD on a loss in bits: lr 0.001 and weight decay 5e-4 there are these in nats.
+    assert prof.train.lr * math.log(2) == pytest.approx(0.001) and prof.train.weight_decay / math.log(
+        2
+    ) == pytest.approx(5e-4)
+    assert (prof.train.batch_size, prof.train.max_epochs, prof.train.patience) == (1024, 200, 50)
+    assert prof.data_seeds is None and not prof.standardize
+    raw = load_data(prof, torch.device("cpu"))
+    assert raw.fingerprint == make_mog(PAPER, prof.points).fingerprint  # the paper's data, not rescaled
+    ours = load_data(get_profile("mog", "paper"), torch.device("cpu"))
+    assert abs(float(ours.x["train"].mean())) < 1e-4 < abs(float(raw.x["train"].mean()))
