@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import concurrent.futures
 import shutil
 import subprocess
 import sys
@@ -22,9 +21,8 @@ from .results import resolve_dir
 
 REPO = Path(__file__).resolve().parent.parent
 # Execution order: the reproducibility page reads what the studies wrote.
-# Execution in phases; the notebooks of a phase run two at a time (2 cores). 01 and 02 run
-# different studies; 04 reruns both (from the cache) and the figures page reads them, so
-# they wait; the reproducibility page reads what all the others wrote.
+# Execution order: 04 reruns the studies of 01 and 02 (from the cache) and the figures page
+# reads them; the reproducibility page reads what all the others wrote.
 PHASES = (
     (
         "notebooks/01_increasing_experts.ipynb",
@@ -117,10 +115,11 @@ def build(
         if not quiet:
             print(f"executed {nb} in {time.perf_counter() - t0:.1f} s", flush=True)
 
-    for phase in PHASES:  # each notebook in its own kernel process
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            for future in [pool.submit(run, nb) for nb in phase]:
-                future.result()  # the first failure stops the build
+    # One at a time: papermill starts each kernel in its folder by changing this process's
+    # working directory, so two at once would race (measured: figures landed in the wrong
+    # folder).
+    for nb in NOTEBOOKS:
+        run(nb)
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"),
         "build",
