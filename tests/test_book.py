@@ -89,6 +89,10 @@ def test_study_results_and_figures_were_written(built):
         "figure1.png",
     ):
         assert (out / "_build" / "src" / "figures" / fig).stat().st_size > 10_000
+    figures = (html / "figures.html").read_text()
+    claims = figures[figures.index("claims-on-the-mixture") :]
+    assert "<table" in claims and "Softmax ECE above OvA" in claims  # a table, not Markdown as text
+    assert "| claim |" not in figures
     spec = (html / "notebooks" / "03_specialized_experts.html").read_text()
     assert "No cifar10 results for profile" in spec  # said plainly, not faked
     inc = (html / "notebooks" / "01_increasing_experts.html").read_text()
