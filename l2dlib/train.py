@@ -4,8 +4,10 @@ SGD with Nesterov momentum and weight decay, a per-step cosine learning-rate sch
 and per-model early stopping on the validation loss: a model stops after ``patience``
 epochs without improvement and gets its best-validation state back. Once a model of a
 stack has stopped it leaves the forward and backward passes (its weights still drift
-under momentum and weight decay, but its best state is frozen), so the result equals
-training each model alone, up to float rounding.
+under momentum and weight decay, but its best state is frozen). A model in a stack gets
+the same bits as alone when the stack's output width is fixed by the model itself (the
+runner does so) and its blocks are aligned (``models.ALIGN``: parameters padded, the last
+partial batch of an epoch dropped, evaluation inputs padded to whole blocks), on one thread.
 """
 
 from __future__ import annotations
