@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import METHODS
@@ -45,17 +45,9 @@ class Axis:
     summary: str  # one line for --help and the book
 
 
+_J = Axis("num_experts", "num_experts", "--num-experts", "J", "number of experts", "expert", None, "")
 AXES = {
-    "increasing_experts": Axis(
-        "num_experts",
-        "num_experts",
-        "--num-experts",
-        "J",
-        "number of experts",
-        "expert",
-        None,
-        "J = 1..8 oracles on the expert region",
-    ),
+    "increasing_experts": replace(_J, summary="J = 1..8 oracles on the expert region"),
     "expert_dependence": Axis(
         "expert_p",
         "expert_ps",
@@ -66,26 +58,8 @@ AXES = {
         "random",
         "one random expert beside three of quality p",
     ),
-    "specialized_experts": Axis(
-        "num_experts",
-        "num_experts",
-        "--num-experts",
-        "J",
-        "number of experts",
-        "expert",
-        None,
-        "expert j an oracle on classes 2j, 2j+1",
-    ),
-    "authors_experts": Axis(
-        "num_experts",
-        "num_experts",
-        "--num-experts",
-        "J",
-        "number of experts",
-        "expert",
-        None,
-        "J = 1..8 copies of the authors' MoG expert (MoG only)",
-    ),
+    "specialized_experts": replace(_J, summary="expert j an oracle on classes 2j, 2j+1"),
+    "authors_experts": replace(_J, summary="J = 1..8 copies of the authors' MoG expert (MoG only)"),
 }
 
 
