@@ -20,21 +20,18 @@ from pathlib import Path
 from .results import resolve_dir
 
 REPO = Path(__file__).resolve().parent.parent
-# Execution order: the reproducibility page reads what the studies wrote.
 # Execution order: 04 reruns the studies of 01 and 02 (from the cache) and the figures page
 # reads them; the reproducibility page reads what all the others wrote.
-PHASES = (
-    (
-        "notebooks/01_increasing_experts.ipynb",
-        "notebooks/02_expert_dependence.ipynb",
-        "notebooks/00_mog_dataset.ipynb",
-        "notebooks/03_specialized_experts.ipynb",
-        "derivations.ipynb",
-    ),
-    ("notebooks/04_beyond_the_paper.ipynb", "figures.ipynb"),
-    ("reproducibility.ipynb",),
+NOTEBOOKS = (
+    "notebooks/01_increasing_experts.ipynb",
+    "notebooks/02_expert_dependence.ipynb",
+    "notebooks/00_mog_dataset.ipynb",
+    "notebooks/03_specialized_experts.ipynb",
+    "derivations.ipynb",
+    "notebooks/04_beyond_the_paper.ipynb",
+    "figures.ipynb",
+    "reproducibility.ipynb",
 )
-NOTEBOOKS = tuple(nb for phase in PHASES for nb in phase)
 
 
 def _mathjax_dir() -> Path:

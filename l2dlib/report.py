@@ -326,37 +326,31 @@ def claims(
             }
         )
 
-    if increasing is not None:
+    for table, suffix in ((increasing, "the number of experts J"), (authors, "J, the authors' expert")):
+        if table is None:
+            continue
         for method, expect, paper in (("softmax", "positive", "rises"), ("ova", "zero", "stays flat")):
             add(
-                f"{LABELS[method]} ECE against the number of experts J",
+                f"{LABELS[method]} ECE against {suffix}",
                 paper,
                 "slope per expert",
-                slope_ci(increasing, method, "num_experts"),
+                slope_ci(table, method, "num_experts"),
                 expect,
             )
-        add(
-            "OvA's system accuracy above softmax's (increasing experts)",
-            "slightly higher",
-            "difference",
-            paired_difference(increasing, "ova", "softmax", "system_accuracy"),
-            "positive",
-        )
-        add(
-            "Softmax ECE above OvA's (increasing experts)",
-            "higher",
-            "difference",
-            paired_difference(increasing, "softmax", "ova", "ece"),
-            "positive",
-        )
-    if authors is not None:
-        for method, expect, paper in (("softmax", "positive", "rises"), ("ova", "zero", "stays flat")):
+        if table is increasing:
             add(
-                f"{LABELS[method]} ECE against J, the authors' expert",
-                paper,
-                "slope per expert",
-                slope_ci(authors, method, "num_experts"),
-                expect,
+                "OvA's system accuracy above softmax's (increasing experts)",
+                "slightly higher",
+                "difference",
+                paired_difference(increasing, "ova", "softmax", "system_accuracy"),
+                "positive",
+            )
+            add(
+                "Softmax ECE above OvA's (increasing experts)",
+                "higher",
+                "difference",
+                paired_difference(increasing, "softmax", "ova", "ece"),
+                "positive",
             )
     if dependence is not None:
         for method, expect, paper in (("softmax", "positive", "rises"), ("ova", "zero", "stays flat")):

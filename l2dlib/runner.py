@@ -505,18 +505,8 @@ def _gather(
         st.dirty = reliability is None  # rebuilt below
         stale = 0
         for key, rows in table.groupby("config_key", sort=False):
-            first = rows.iloc[0]
-            cfg = run_config(
-                study,
-                prof.dataset,
-                prof.name,
-                first["method"],
-                int(first["seed"]),
-                int(first["num_experts"]),
-                None if pd.isna(first["expert_p"]) else float(first["expert_p"]),
-                None if pd.isna(first["data_seed"]) else int(first["data_seed"]),
-            )
-            if key_of(cfg) != key:
+            cfg = _config_from(rows.iloc[0].to_dict() | {"study": study, "profile": prof.name}, study, prof)
+            if cfg is None or key_of(cfg) != key:
                 stale += 1
                 continue
             add(cfg)
@@ -585,7 +575,12 @@ def _read_table(results_dir: Path, prof: Profile, study: str, force: bool) -> tu
 
 
 def _config_from(config: dict, study: str, prof: Profile) -> RunConfig | None:
-    """The configuration a cache entry describes, rebuilt by this code (None if it is not one)."""
+    """The configuration a cache entry or a table row describes, rebuilt by this code (None
+    if it is not one of this study and profile). Table rows hold NaN where entries hold None."""
+
+    def optional(value, kind):
+        return None if value is None or pd.isna(value) else kind(value)
+
     try:
         if config["study"] != study or config["profile"] != prof.name or config["dataset"] != prof.dataset:
             return None
@@ -596,8 +591,8 @@ def _config_from(config: dict, study: str, prof: Profile) -> RunConfig | None:
             config["method"],
             int(config["seed"]),
             int(config["num_experts"]),
-            config["expert_p"],
-            config.get("data_seed"),
+            optional(config["expert_p"], float),
+            optional(config.get("data_seed"), int),
         )
     except (KeyError, TypeError, ValueError):
         return None
