@@ -249,8 +249,12 @@ class FastResNet(nn.Module):
         self.output_scale = output_scale
         _init(self, seed)
 
+    def embed(self, x: Tensor) -> Tensor:
+        """The pooled penultimate activations [B, widths[2]] (the CPU profile's features)."""
+        return self.pool(self.groups(self.stem(x)))
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.pool(self.groups(self.stem(x)))) * self.output_scale
+        return self.head(self.embed(x)) * self.output_scale
 
 
 class _FastGroup(nn.Module):

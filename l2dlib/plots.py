@@ -178,7 +178,7 @@ def save(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=130, bbox_inches="tight")
 
 
-NO_RESULTS = "no results yet\n(this needs a GPU run)"  # CIFAR-10 panels
+NO_RESULTS = "no results yet\n(run the study)"
 
 
 def placeholder(ax: plt.Axes, message: str = NO_RESULTS) -> plt.Axes:
@@ -231,8 +231,7 @@ def figure1(tables: dict[tuple[str, str], pd.DataFrame | None], *, labels: dict[
     for row, dataset, letters in ((0, "mog", "abc"), (1, "cifar10", "def")):
         inc, dep = tables.get((dataset, "increasing_experts")), tables.get((dataset, "expert_dependence"))
         label = labels.get(dataset, dataset)
-        missing = NO_RESULTS if dataset == "cifar10" else "no results yet\n(run the study)"
-        study_panels("increasing_experts", inc, axes[row, :2], letters=letters[:2], label=label, missing=missing)
-        study_panels("expert_dependence", dep, axes[row, 2:], letters=letters[2], label=label, missing=missing)
+        study_panels("increasing_experts", inc, axes[row, :2], letters=letters[:2], label=label)
+        study_panels("expert_dependence", dep, axes[row, 2:], letters=letters[2], label=label)
     fig.tight_layout()
     return fig

@@ -5,6 +5,7 @@ model, schedule, seeds, how many models train at once), and where it trains.
 | --- | --- | --- |
 | smoke | 256 points per split, 3 epochs (tests) | synthetic images, a tiny net, 1 epoch (tests) |
 | quick | the paper's data, our schedule, 3 seeds (``make book``) | - |
+| frozen_features | - | a CNN trained once, then an L2D head per configuration on its frozen features, 3 seeds, CPU |
 | paper | the paper's data, our schedule, 5 seeds (committed) | fast ResNet, 3 seeds, GPU |
 | draws | 10 draws of our generator, our schedule, 3 seeds each | - |
 | faithful | the paper's data, the authors' schedule (raw inputs, 200 epochs) | WideResNet-28-4, GPU |
@@ -20,9 +21,10 @@ from typing import Any
 import torch
 
 from .data import DATASETS
+from .features import ExtractorConfig
 from .train import TrainConfig
 
-PROFILES = ("smoke", "quick", "paper", "draws", "faithful")
+PROFILES = ("smoke", "quick", "frozen_features", "paper", "draws", "faithful")
 DEFAULT_PROFILE = {"mog": "quick", "cifar10": "paper"}
 
 
@@ -37,7 +39,7 @@ class Profile:
     points: int = 20_000  # MoG: points per split (train, validation and test are separate draws)
     standardize: bool = True  # MoG: inputs scaled by the training split's mean and std
     data_seeds: tuple[int, ...] | None = None  # MoG: draws of our generator; None: the paper's data
-    model: str = "mlp"  # mlp | fast_resnet | wide_resnet
+    model: str = "mlp"  # mlp | fast_resnet | wide_resnet (MLP: MoG nets and L2D heads on features)
     model_options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of the model
     synthetic: bool = False  # CIFAR-10 smoke: synthetic CIFAR-shaped images instead of the data
     augment: bool = False  # random crop (4-pixel padding) and horizontal flip, on the device
@@ -48,6 +50,10 @@ class Profile:
     # core poorly from one process: two single-threaded workers train about 1.4x more
     # models per second than one process with two threads (measured on 2 cores).
     cpu_workers: int = 2
+    # CIFAR-10 on a CPU: the images become the frozen features of this CNN, trained once.
+    extractor: ExtractorConfig | None = None
+    # What the model is, for panel titles and captions.
+    description: str = ""
     # Whether a CPU run is a mistake: the CIFAR-10 networks train for hours without a GPU.
     needs_gpu: bool = False
 
@@ -91,9 +97,22 @@ _TABLE = {
         seeds=(0,),
         model="fast_resnet",
         model_options=(("widths", (8, 16, 16)),),
+        description="tiny CNN on synthetic images",
         synthetic=True,
         train=TrainConfig(max_epochs=1, batch_size=64, lr=0.05, eval_batch_size=512),
         **_CIFAR,
+    ),
+    # CIFAR-10 on a laptop: the CNN of ExtractorConfig trained once with cross-entropy (about
+    # 40 min on 2 cores, weights committed), then per configuration a linear L2D head on its
+    # standardised 128-dimensional features, many heads at once as for MoG (docs/decisions.md).
+    ("cifar10", "frozen_features"): Profile(
+        "frozen_features",
+        "cifar10",
+        (0, 1, 2),
+        _MOG_TRAIN,
+        model_options=(("hidden", ()),),
+        extractor=ExtractorConfig(),
+        description="frozen CNN features + linear L2D head (CPU)",
     ),
     # The fast residual net on the full data, on a GPU (bf16 autocast). Not yet run on a GPU:
     # the schedule is the conventional one for ResNet-9-like nets and may need tuning.
@@ -101,6 +120,7 @@ _TABLE = {
         "paper",
         seeds=(0, 1, 2),
         model="fast_resnet",
+        description="fast ResNet per configuration (GPU)",
         needs_gpu=True,
         train=TrainConfig(
             max_epochs=30, batch_size=512, lr=0.2, weight_decay=5e-4, patience=20, eval_batch_size=2000, amp=True
@@ -114,6 +134,7 @@ _TABLE = {
         seeds=(0, 1, 2),
         model="wide_resnet",
         model_options=(("depth", 28), ("widen", 4)),
+        description="WideResNet-28-4 per configuration (GPU)",
         needs_gpu=True,
         train=TrainConfig(
             max_epochs=100, batch_size=1024, lr=0.1, weight_decay=5e-4, patience=20, eval_batch_size=2000, amp=True

@@ -122,6 +122,35 @@ def trend_sentences(table: pd.DataFrame, x: str, *, expert_kind: str | None = No
     return " ".join(out)
 
 
+# CIFAR-10 profiles a page shows by default, in order of precedence: the paper's network and
+# schedule, then the fast GPU network, then the CPU profile (frozen features + L2D heads).
+CIFAR_SHOWN = ("faithful", "paper", "frozen_features")
+
+
+def shown_cifar_profile(results_dir, studies, profile: str | None = None) -> str:
+    """``profile`` if given; else the first of :data:`CIFAR_SHOWN` whose tables of all
+    ``studies`` exist (GPU results take precedence), else the CPU profile."""
+    from .results import find_table
+
+    if profile is not None:
+        get_profile("cifar10", profile)
+        return profile
+    for candidate in CIFAR_SHOWN:
+        if all(find_table(results_dir, "cifar10", s, candidate)[0] is not None for s in studies):
+            return candidate
+    return CIFAR_SHOWN[-1]
+
+
+def data_title(info: dict | None, dataset: str, profile: str) -> str:
+    """A panel title's data line: MoG's data label and profile; for CIFAR-10 whether the data
+    is canonical and what the model is (the profile's description)."""
+    if dataset == "mog":
+        return f"{info['data_label']} ({profile})" if info else f"mixture of Gaussians ({profile})"
+    label = info["data_label"] if info else "CIFAR-10"
+    data = "CIFAR-10, NON-CANONICAL JPEG copy" if "NON-CANONICAL" in label else label.split(";")[0]
+    return f"{data}\n{get_profile(dataset, profile).description}"
+
+
 def missing_results(study: str, dataset: str, profile: str) -> str:
     """Markdown saying that a study has no results for a profile, and the command that makes them."""
     command = f"python -m l2dlib run {study} --dataset {dataset} --profile {profile}"
@@ -144,9 +173,10 @@ def describe_results(
         if isinstance(label, str)
         else f"{len(label)} draws of our MoG generator (data seeds {info['data_seeds']})"
     )
-    return f"Data: {data}; profile `{profile}`, seeds {info['seeds']}, device {info['device']}. " + trend_sentences(
-        table, axis.column, expert_kind=axis.expert_kind, per=axis.per, x_name=axis.symbol
-    )
+    model = get_profile(info["dataset"], profile).description
+    model = f" ({model})" if model and info["dataset"] == "cifar10" else ""
+    made = f"Data: {data}; profile `{profile}`{model}, seeds {info['seeds']}, device {info['device']}. "
+    return made + trend_sentences(table, axis.column, expert_kind=axis.expert_kind, per=axis.per, x_name=axis.symbol)
 
 
 def below_all_others(table: pd.DataFrame, method: str, column: str = "classifier_accuracy") -> dict:
@@ -223,18 +253,23 @@ def describe_stability(ranking: pd.DataFrame) -> str:
     return "not the same under every binning"
 
 
-def figure1_tables(results_dir, profiles: dict[str, str]) -> tuple[dict, dict[str, str], list[str]]:
+def figure1_tables(results_dir, profiles: dict[str, str | None]) -> tuple[dict, dict[str, str], list[str]]:
     """What Figure 1 draws: per (dataset, study) the table on disk or None; per dataset the
-    data label (with the profile); and a note for each missing table."""
+    panel title's data line (:func:`data_title`); and a note for each missing table. A
+    CIFAR-10 profile of None is chosen by :func:`shown_cifar_profile`."""
     from .results import find_table
 
     tables, labels, notes = {}, {}, []
+    studies = ("increasing_experts", "expert_dependence")
     for dataset, profile in profiles.items():
-        for study in ("increasing_experts", "expert_dependence"):
+        if dataset == "cifar10":
+            profile = shown_cifar_profile(results_dir, studies, profile)
+        labels[dataset] = data_title(None, dataset, profile)
+        for study in studies:
             table, info = find_table(results_dir, dataset, study, profile)
             tables[dataset, study] = table
             if table is not None:
-                labels[dataset] = f"{info['data_label']} ({profile})"
+                labels[dataset] = data_title(info, dataset, profile)
             elif (note := missing_results(study, dataset, profile)) not in notes:
                 notes.append(note)
     return tables, labels, notes
@@ -306,16 +341,32 @@ def verdict(estimate: tuple, expect: str) -> str:
     return "within noise"
 
 
-def claims(
-    increasing: pd.DataFrame | None, dependence: pd.DataFrame | None, authors: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """The paper's claims on one dataset, each with its estimate, 95% interval and verdict;
-    with ``authors`` (the authors_experts study) the J-trend claims once more with the
-    expert of the authors' MoG script."""
-    rows = []
+def value_ci(
+    table: pd.DataFrame,
+    method: str,
+    x: str,
+    at,
+    y: str = "ece",
+    *,
+    baseline_at=None,
+    threshold: float = 0.0,
+    expert_kind: str | None = None,
+) -> tuple:
+    """``y`` (mean over experts) of ``method`` at ``x == at``, minus its value at
+    ``x == baseline_at`` in the same replicate (paired) or else minus ``threshold``: mean
+    and 95% interval over replicates (see :func:`units`)."""
+    d = table[table["method"] == method]
+    if expert_kind is not None:
+        d = d[d["expert_kind"] == expert_kind]
+    per = d.groupby([*units(table), x])[y].mean().unstack(x)
+    return mean_ci((per[at] - (threshold if baseline_at is None else per[baseline_at])).dropna())
 
-    def add(claim, paper, unit, est, expect):
-        rows.append(
+
+class _Claims(list):
+    """Rows of a claims table: claim, the paper, estimate, 95% interval, unit, verdict."""
+
+    def add(self, claim: str, paper: str, unit: str, est: tuple, expect: str) -> None:
+        self.append(
             {
                 "claim": claim,
                 "the paper": paper,
@@ -325,6 +376,16 @@ def claims(
                 "verdict": verdict(est, expect),
             }
         )
+
+
+def claims(
+    increasing: pd.DataFrame | None, dependence: pd.DataFrame | None, authors: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The paper's claims on one dataset, each with its estimate, 95% interval and verdict;
+    with ``authors`` (the authors_experts study) the J-trend claims once more with the
+    expert of the authors' MoG script."""
+    rows = _Claims()
+    add = rows.add
 
     for table, suffix in ((increasing, "the number of experts J"), (authors, "J, the authors' expert")):
         if table is None:
@@ -361,6 +422,53 @@ def claims(
                 slope_ci(dependence, method, "expert_p", expert_kind="random"),
                 expect,
             )
+    return pd.DataFrame(rows)
+
+
+RANDOM_ECE_CLAIM = 0.40  # "reaching values above 40%" (Section 5.3, CIFAR-10 and MoG)
+
+
+def cifar_claims(
+    increasing: pd.DataFrame | None, dependence: pd.DataFrame | None, specialized: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The paper's CIFAR-10 claims (Sections 5.2-5.4), each with its estimate, 95% interval
+    over seeds and verdict: the claims of :func:`claims`, the dip of the softmax ECE at two
+    experts, the random expert's softmax ECE above 40% at the best other experts, and the
+    specialists' ECE trends and accuracy edge."""
+    rows = _Claims(claims(increasing, dependence).to_dict("records"))
+    if increasing is not None and {1, 2} <= set(increasing["num_experts"]):
+        rows.add(
+            "Softmax ECE at J = 2 below J = 1 (the dip at two experts)",
+            "dips",
+            "difference",
+            value_ci(increasing, "softmax", "num_experts", 2, baseline_at=1),
+            "negative",
+        )
+    if dependence is not None:
+        top = float(dependence["expert_p"].max())
+        rows.add(
+            f"Softmax ECE of the random expert at p = {top:g}, minus {RANDOM_ECE_CLAIM:.0%}",
+            f"above {RANDOM_ECE_CLAIM:.0%}",
+            "ECE",
+            value_ci(dependence, "softmax", "expert_p", top, threshold=RANDOM_ECE_CLAIM, expert_kind="random"),
+            "positive",
+        )
+    if specialized is not None:
+        for method, expect, paper in (("softmax", "positive", "accumulates error"), ("ova", "zero", "stable")):
+            rows.add(
+                f"{LABELS[method]} ECE against the number of specialists",
+                paper,
+                "slope per expert",
+                slope_ci(specialized, method, "num_experts"),
+                expect,
+            )
+        rows.add(
+            "OvA's system accuracy above softmax's (specialists)",
+            "slight edge",
+            "difference",
+            paired_difference(specialized, "ova", "softmax", "system_accuracy"),
+            "positive",
+        )
     return pd.DataFrame(rows)
 
 
@@ -409,12 +517,12 @@ def params_table(params) -> pd.DataFrame:
     )
 
 
-def claims_markdown(regimes: dict[str, pd.DataFrame]) -> str:
+def claims_markdown(regimes: dict[str, pd.DataFrame], dataset: str = "MoG") -> str:
     """One Markdown table: claim | the paper | per regime, the estimate, its 95% interval
     and the verdict (the regimes' :func:`claims`, which list the same claims in order)."""
     regimes = {name: c.set_index("claim") for name, c in regimes.items() if len(c)}
     if not regimes:
-        return "*(No MoG results to judge the claims by.)*"
+        return f"*(No {dataset} results to judge the claims by.)*"
     order = list(dict.fromkeys(claim for c in regimes.values() for claim in c.index))
     lines = ["| claim | the paper | " + " | ".join(regimes) + " |", "|" + " --- |" * (2 + len(regimes))]
     for claim in order:
@@ -453,3 +561,18 @@ def claims_by_regime(results_dir, profiles) -> dict[str, pd.DataFrame]:
         if inc is not None or dep is not None:
             out[f"{REGIMES.get(profile, profile)} (`{profile}`)"] = claims(inc, dep, authors)
     return out
+
+
+CIFAR_STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
+
+
+def cifar_claims_by_profile(results_dir, profile: str | None = None) -> dict[str, pd.DataFrame]:
+    """:func:`cifar_claims` for the CIFAR-10 profile shown (see :func:`shown_cifar_profile`),
+    keyed by its description; empty where none of its tables exist."""
+    from .results import find_table
+
+    profile = shown_cifar_profile(results_dir, CIFAR_STUDIES, profile)
+    tables = [find_table(results_dir, "cifar10", s, profile)[0] for s in CIFAR_STUDIES]
+    if all(t is None for t in tables):
+        return {}
+    return {f"CIFAR-10, {get_profile('cifar10', profile).description} (`{profile}`)": cifar_claims(*tables)}

@@ -60,19 +60,29 @@ def output_width(cfg: RunConfig, profile: Profile, num_classes: int) -> int:
 
 
 def load_data(
-    profile: Profile, device: torch.device, data_dir: str | Path | None = None, data_seed: int | None = None
+    profile: Profile,
+    device: torch.device,
+    data_dir: str | Path | None = None,
+    data_seed: int | None = None,
+    results_dir: str | Path | None = None,
+    progress: bool = False,
 ) -> Dataset:
     """The profile's data on ``device``: MoG from the paper's parameters or our generator's
-    draw ``data_seed``; CIFAR-10 from ``data_dir`` (see ``data.cifar10``)."""
+    draw ``data_seed``; CIFAR-10 from ``data_dir`` (see ``data.cifar10``), or, for a profile
+    with an extractor, its frozen features (trained and cached under ``results_dir``)."""
     if profile.dataset == "mog":
         from .data.mog import make_mog, params_for
 
         return make_mog(params_for(data_seed), profile.points, standardize=profile.standardize).to(device)
     from .data import cifar10
 
-    if profile.synthetic:
-        return cifar10.synthetic_cifar10().to(device)
-    return cifar10.load_cifar10(data_dir, device=device)
+    images = cifar10.synthetic_cifar10() if profile.synthetic else cifar10.load_cifar10(data_dir)
+    if profile.extractor is None:
+        return images.to(device)
+    from .features import feature_dataset
+
+    folder = results.resolve_dir(results_dir) / profile.dataset
+    return feature_dataset(images, profile.extractor, folder, progress=progress).to(device)
 
 
 def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> torch.nn.Module:
@@ -87,6 +97,7 @@ def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> t
             seeds=seeds,
             in_features=data.x["train"].shape[1],
             width=output_width(cfgs[0], profile, k),
+            **dict(profile.model_options),
         ).to(device)
     if len(cfgs) != 1:
         raise ValueError(f"{profile.model} trains one configuration at a time, got {len(cfgs)}")
@@ -99,7 +110,7 @@ def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> t
 def _image_transforms(profile: Profile, device: torch.device):
     """(preprocess, augment) for the trainer: CIFAR-10 normalisation (channels_last on a GPU)
     and random crop + flip; nothing for MoG."""
-    if profile.dataset != "cifar10":
+    if profile.dataset != "cifar10" or profile.extractor is not None:
         return None, None
     from .data.transforms import augment, normalize
 
@@ -219,12 +230,15 @@ def make_batches(todo: Sequence[RunConfig], profile: Profile, num_classes: int) 
 _worker_data: dict[tuple, Dataset] = {}
 
 
-def _worker(cfgs: list[RunConfig], profile: Profile) -> BatchResult:
-    """One batch in a worker process, on one thread; the data is made once per process."""
+def _worker(
+    cfgs: list[RunConfig], profile: Profile, data_dir: Path | None = None, results_dir: Path | None = None
+) -> BatchResult:
+    """One batch in a worker process, on one thread; the data is made (CIFAR-10 features:
+    read from their cache) once per process."""
     torch.set_num_threads(1)
-    key = (profile.dataset, profile.points, profile.standardize, profile.synthetic, cfgs[0].data_seed)
+    key = (profile, cfgs[0].data_seed)
     if key not in _worker_data:
-        _worker_data[key] = load_data(profile, torch.device("cpu"), data_seed=cfgs[0].data_seed)
+        _worker_data[key] = load_data(profile, torch.device("cpu"), data_dir, cfgs[0].data_seed, results_dir)
     return train_batch(cfgs, _worker_data[key], profile)
 
 
@@ -240,6 +254,8 @@ def train_all(
     device: torch.device,
     on_done: Callable[[list[RunConfig], BatchResult], None],
     progress: bool = False,
+    data_dir: Path | None = None,
+    results_dir: Path | None = None,
 ) -> None:
     """Train every batch and hand each to ``on_done`` as it finishes. On an interruption
     (KeyboardInterrupt, or SystemExit from a signal handler), batches that finished
@@ -257,7 +273,7 @@ def train_all(
     handled: set[concurrent.futures.Future] = set()
     try:
         with _sigint_ignored():  # workers start with Ctrl-C ignored, before their imports
-            futures = {pool.submit(_worker, b, profile): b for b in batches}
+            futures = {pool.submit(_worker, b, profile, data_dir, results_dir): b for b in batches}
         for fut in concurrent.futures.as_completed(futures):
             on_done(futures[fut], fut.result())
             handled.add(fut)
@@ -385,7 +401,7 @@ def run_studies(
 
     def data_of(data_seed: int | None) -> Dataset:  # made on first use (MoG: milliseconds)
         if data_seed not in datasets:
-            datasets[data_seed] = load_data(prof, dev, data_dir, data_seed)
+            datasets[data_seed] = load_data(prof, dev, data_dir, data_seed, results_dir, progress)
         return datasets[data_seed]
 
     def key_of(cfg: RunConfig) -> str:
@@ -436,7 +452,7 @@ def run_studies(
         bar.update(len(batch))
 
     try:
-        train_all(batches, data_of, prof, dev, cache, progress)
+        train_all(batches, data_of, prof, dev, cache, progress, data_dir, results_dir)
     finally:
         bar.close()
 

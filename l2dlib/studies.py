@@ -87,6 +87,8 @@ class RunConfig:
             "model_options": dict(profile.model_options),
             "augment": profile.augment,
         }
+        if profile.extractor is not None:
+            d["settings"]["extractor"] = asdict(profile.extractor)
         if self.dataset == "mog":
             d["settings"]["points_per_split"] = profile.points
             d["settings"]["standardize"] = profile.standardize
