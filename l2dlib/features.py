@@ -180,10 +180,12 @@ def _extractor(images: Dataset, cfg: ExtractorConfig, path: Path, key: str, prog
             warnings.warn(f"{path} does not fit the extractor ({e}); training it again", stacklevel=3)
     minutes = cfg.epochs * len(images.y["train"]) / 45_000 * 2.2
     print(f"Training the feature extractor once (about {minutes:.0f} min on 2 CPU cores); it is stored in {path}")
-    net, summary = train_extractor(images, cfg, progress)
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    trained, summary = train_extractor(images, cfg, progress)
+    state = {k: v.detach().cpu().contiguous() for k, v in trained.state_dict().items()}
     _save(path, {"key": key, "settings": asdict(cfg), "data": images.label, "summary": summary, "state": state})
-    return net
+    # Features always come from the stored weights (as on a machine that did not train them).
+    net.load_state_dict(state)
+    return net.to(images.x["train"].device).eval()
 
 
 def _load(path: Path, key: str, what: str) -> dict | None:

@@ -100,10 +100,22 @@ def metric_lines(
     return _lines(per_seed(table, x, y, expert_kind=expert_kind), x, y, ax, xlabel, ylabel)
 
 
+def one_legend(fig: plt.Figure, axes) -> None:
+    """Replace the panels' legends by one legend for the figure, below the panels."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(LABELS.get(label, label), handle)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if entries:
+        fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncol=len(entries), frameon=False)
+
+
 def degeneracy_figure(increasing: pd.DataFrame, dependence: pd.DataFrame) -> plt.Figure:
     """Where Eq. 2 leaves [0, 1]: per study (rows), how often the softmax estimate exceeds 1,
     the ECE without the cap, and the Brier score (the dependence study: the random expert)."""
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig, axes = plt.subplots(2, 3, figsize=(10, 6.4), layout="constrained")
     for row, table, x, label, kind in (
         (0, increasing, "num_experts", AXES["increasing_experts"].label, None),
         (1, dependence, "expert_p", AXES["expert_dependence"].label, "random"),
@@ -112,7 +124,7 @@ def degeneracy_figure(increasing: pd.DataFrame, dependence: pd.DataFrame) -> plt
         frac_above_one(table, x, axes[row, 0], label)
         metric_lines(table, x, "ece_uncapped", axes[row, 1], label, f"ECE{who}, uncapped", expert_kind=kind)
         metric_lines(table, x, "brier", axes[row, 2], label, f"Brier score{who}", expert_kind=kind)
-    fig.tight_layout()
+    one_legend(fig, axes.flat)
     return fig
 
 
@@ -200,25 +212,25 @@ STUDY_PANELS = {
 }
 
 
-def study_panels(
-    study: str, table: pd.DataFrame | None, axes, *, letters: str, label: str, missing: str = NO_RESULTS
-) -> None:
-    """Draw a study's panels on ``axes`` (titles "(letter) what" and the data label), or
-    placeholders saying ``missing`` when ``table`` is None."""
+def study_panels(study: str, table: pd.DataFrame | None, axes, *, letters: str, missing: str = NO_RESULTS) -> None:
+    """Draw a study's panels on ``axes`` (titled "(letter) what"), or placeholders saying
+    ``missing`` when ``table`` is None."""
     for ax, (draw, what), letter in zip(axes, STUDY_PANELS[study], letters):
         if table is None:
             placeholder(ax, missing)
         else:
             draw(table, ax)
-        ax.set_title(f"({letter}) {what}\n{label}", fontsize=10)
+        ax.set_title(f"({letter}) {what}", fontsize=10)
 
 
 def study_figure(study: str, table: pd.DataFrame | None, *, letters: str, label: str) -> plt.Figure:
-    """One study's panels side by side (e.g. Figure 1 d-e, Figure 1 f, Figure 2 a-b)."""
+    """One study's panels side by side (e.g. Figure 1 d-e, Figure 1 f, Figure 2 a-b), the
+    data label once above them and one legend below."""
     count = len(STUDY_PANELS[study])
-    fig, axes = plt.subplots(1, count, figsize=(5 * count, 4), squeeze=False)
-    study_panels(study, table, axes[0], letters=letters, label=label)
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, count, figsize=(3.6 * count + 0.8, 3.5), squeeze=False, layout="constrained")
+    study_panels(study, table, axes[0], letters=letters)
+    fig.suptitle(label, fontsize=10)
+    one_legend(fig, axes.flat)
     return fig
 
 
@@ -226,12 +238,16 @@ def figure1(tables: dict[tuple[str, str], pd.DataFrame | None], *, labels: dict[
     """Figure 1 as the paper's 2x3 grid: rows MoG and CIFAR-10; columns ECE against J,
     system accuracy against J, the random expert's ECE against p. ``tables`` maps
     (dataset, study) to a table or None (placeholder panels); ``labels`` gives each row's
-    data label (see :func:`l2dlib.report.figure1_tables`)."""
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    for row, dataset, letters in ((0, "mog", "abc"), (1, "cifar10", "def")):
+    title (see :func:`l2dlib.report.figure1_tables`). One legend for the figure."""
+    fig = plt.figure(figsize=(10, 7), layout="constrained")
+    rows = fig.subfigures(2, 1)
+    axes = []
+    for sub, dataset, letters in ((rows[0], "mog", "abc"), (rows[1], "cifar10", "def")):
         inc, dep = tables.get((dataset, "increasing_experts")), tables.get((dataset, "expert_dependence"))
-        label = labels.get(dataset, dataset)
-        study_panels("increasing_experts", inc, axes[row, :2], letters=letters[:2], label=label)
-        study_panels("expert_dependence", dep, axes[row, 2:], letters=letters[2], label=label)
-    fig.tight_layout()
+        row = sub.subplots(1, 3)
+        study_panels("increasing_experts", inc, row[:2], letters=letters[:2])
+        study_panels("expert_dependence", dep, row[2:], letters=letters[2])
+        sub.suptitle(labels.get(dataset, dataset).replace("\n", ": "), fontsize=10)
+        axes += list(row)
+    one_legend(fig, axes)
     return fig
