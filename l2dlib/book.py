@@ -33,6 +33,54 @@ NOTEBOOKS = (
     "reproducibility.ipynb",
 )
 
+# Every numbered figure of the book: its label, what it re-makes, the tables it reads
+# (PROFILE: the page's profile; CIFAR-10: the profile shown, see report.shown_cifar_profile)
+# and its page. The reproducibility page's figure map is made from this list.
+FIGURES = (
+    ("fig-1", "the paper's Figure 1", "mog/ and cifar10/ increasing_experts, expert_dependence", "figures"),
+    ("fig-3", "the paper's Figure 3", "(the data only)", "notebooks/00_mog_dataset"),
+    (
+        "fig-1-mog-increasing",
+        "Figure 1 (a, b)",
+        "mog/increasing_experts-PROFILE.csv",
+        "notebooks/01_increasing_experts",
+    ),
+    (
+        "fig-1-cifar-increasing",
+        "Figure 1 (d, e)",
+        "cifar10/increasing_experts-PROFILE.csv",
+        "notebooks/01_increasing_experts",
+    ),
+    ("fig-1-mog-dependence", "Figure 1 (c)", "mog/expert_dependence-PROFILE.csv", "notebooks/02_expert_dependence"),
+    (
+        "fig-1-cifar-dependence",
+        "Figure 1 (f)",
+        "cifar10/expert_dependence-PROFILE.csv",
+        "notebooks/02_expert_dependence",
+    ),
+    ("fig-2", "the paper's Figure 2", "cifar10/specialized_experts-PROFILE.csv", "notebooks/03_specialized_experts"),
+    (
+        "fig-reliability-mog",
+        "beyond the paper: reliability diagrams",
+        "mog/*-PROFILE.reliability.csv",
+        "notebooks/04_beyond_the_paper",
+    ),
+    (
+        "fig-degeneracy-mog",
+        "beyond the paper: estimates above 1",
+        "mog/increasing_experts, expert_dependence",
+        "notebooks/04_beyond_the_paper",
+    ),
+)
+
+
+def figure_map() -> str:
+    """The figure-to-table map as a MyST table (for the reproducibility page)."""
+    lines = ["| figure | re-makes | tables | page |", "| --- | --- | --- | --- |"]
+    for label, what, tables, page in FIGURES:
+        lines.append(f"| {{numref}}`{label}` | {what} | `{tables}` | {{doc}}`{page}` |")
+    return "\n".join(lines)
+
 
 def _mathjax_dir() -> Path:
     import jupyter_server_mathjax

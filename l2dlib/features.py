@@ -236,3 +236,26 @@ def _save(path: Path, obj: dict) -> None:
         raise OSError(f"cannot write {path}: {err.strerror or err}") from err
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def stored_extractors(folder: str | os.PathLike) -> list[dict]:
+    """One row per stored extractor in ``folder`` (the reproducibility page's table)."""
+    rows = []
+    for path in sorted(Path(folder).glob("extractor-*.pt")):
+        stored = _load(path, path.stem.removeprefix("extractor-"), "weights")
+        if stored is None:
+            continue
+        s, cfg = stored["summary"], stored["settings"]
+        rows.append(
+            {
+                "file": path.name,
+                "data": stored["data"],
+                "network": f"FastResNet widths {tuple(cfg['widths'])}",
+                "schedule": f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, lr {cfg['lr']}",
+                "test accuracy": s["test_accuracy"],
+                "train minutes": round(s["train_seconds"] / 60, 1),
+                "threads": s["threads"],
+                "MB": round(path.stat().st_size / 1e6, 1),
+            }
+        )
+    return rows
