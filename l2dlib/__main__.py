@@ -12,7 +12,7 @@ from . import METHODS
 from .data import DATASETS
 from .profiles import DEFAULT_PROFILE, PROFILES
 from .results import table_paths
-from .runner import run_studies
+from .runner import EXECUTORS, run_studies
 from .studies import AXES, STUDIES
 
 
@@ -135,6 +135,30 @@ def build_parser() -> argparse.ArgumentParser:
         "refused without a GPU unless --device cpu is given)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    slurm = run.add_argument_group(
+        "on a cluster",
+        "--executor slurm submits one job per configuration batch through submitit; RESULTS_DIR (and "
+        "DATA_DIR) must be on a filesystem the nodes share. A rerun submits only what is missing.",
+    )
+    slurm.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: this machine; slurm: SLURM jobs; submitit_local: the SLURM path in local subprocesses (tests)",
+    )
+    slurm.add_argument("--partition", help="SLURM partition (default: the cluster's)")
+    count = _number(int, lambda v: v >= 0, "a non-negative integer")
+    slurm.add_argument("--gpus-per-job", type=count, help="default: 1 for the CIFAR-10 GPU profiles, else 0")
+    slurm.add_argument("--cpus-per-job", type=count, help="default: 8 with a GPU, else 2")
+    slurm.add_argument("--mem-gb", type=count, default=16, help="memory per job")
+    slurm.add_argument("--time-min", type=count, default=120, help="time limit per job, minutes")
+    slurm.add_argument("--array-parallelism", type=count, default=64, help="jobs running at once")
+    slurm.add_argument(
+        "--sbatch", action="append", metavar="OPTION", help="an extra sbatch option, repeatable: --sbatch=--qos=high"
+    )
+    slurm.add_argument(
+        "--cancel-on-interrupt", action="store_true", help="Ctrl-C cancels the jobs (default: they keep running)"
+    )
 
     feats = sub.add_parser(
         "features",
@@ -187,6 +211,38 @@ def _features(args: argparse.Namespace) -> None:
     )
 
 
+_CLUSTER_DEFAULTS = {
+    "partition": None,
+    "gpus_per_job": None,
+    "cpus_per_job": None,
+    "mem_gb": 16,
+    "time_min": 120,
+    "array_parallelism": 64,
+    "sbatch": None,
+    "cancel_on_interrupt": False,
+}
+
+
+def _cluster_options(args: argparse.Namespace):
+    if args.executor == "local":
+        given = [f"--{k.replace('_', '-')}" for k, v in _CLUSTER_DEFAULTS.items() if getattr(args, k) != v]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to --executor slurm only")
+        return None
+    from .cluster import ClusterOptions
+
+    return ClusterOptions(
+        partition=args.partition,
+        gpus_per_job=args.gpus_per_job,
+        cpus_per_job=args.cpus_per_job,
+        mem_gb=args.mem_gb,
+        time_min=args.time_min,
+        array_parallelism=args.array_parallelism,
+        sbatch=tuple(args.sbatch or ()),
+        cancel_on_interrupt=args.cancel_on_interrupt,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "features":
@@ -218,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             data_dir=args.data_dir,
             progress=not args.quiet,
+            executor=args.executor,
+            cluster_options=_cluster_options(args),
         )
         for study, table in tables.items():
             path = table_paths(args.results_dir, args.dataset, study, profile)[0]
@@ -226,6 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # FileNotFoundError is an OSError
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from .cluster import JobsFailed
+
+        if not isinstance(err, JobsFailed):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:
         what = "terminated" if isinstance(err, Terminated) else "interrupted"
         print(f"{what}: finished configurations are cached; run the same command to resume", file=sys.stderr)

@@ -44,6 +44,7 @@ from .studies import AXES, STUDIES, RunConfig, check_methods, check_options, che
 from .train import Split, predict, train
 from .workers import init_worker
 
+EXECUTORS = ("local", "slurm", "submitit_local")
 INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.experts)
 # MLPs have output columns for at least this many experts (the rest masked), so every
 # configuration of the paper's grids (J <= 8) shares one width and can share a stack.
@@ -231,15 +232,54 @@ _worker_data: dict[tuple, Dataset] = {}
 
 
 def _worker(
-    cfgs: list[RunConfig], profile: Profile, data_dir: Path | None = None, results_dir: Path | None = None
+    cfgs: list[RunConfig],
+    profile: Profile,
+    data_dir: Path | None = None,
+    results_dir: Path | None = None,
+    device: str = "cpu",
 ) -> BatchResult:
-    """One batch in a worker process, on one thread; the data is made (CIFAR-10 features:
-    read from their cache) once per process."""
-    torch.set_num_threads(1)
-    key = (profile, cfgs[0].data_seed)
+    """One batch in a worker process or cluster job (on a CPU: one thread); the data is made
+    (CIFAR-10 features: read from their cache) once per process."""
+    if device == "cpu":
+        torch.set_num_threads(1)
+    return train_batch(cfgs, worker_data(profile, cfgs[0].data_seed, data_dir, results_dir, device), profile)
+
+
+def worker_data(
+    profile: Profile, data_seed: int | None, data_dir: Path | None, results_dir: Path | None, device: str = "cpu"
+) -> Dataset:
+    """The batch's data, made once per process."""
+    key = (profile, data_seed, device)
     if key not in _worker_data:
-        _worker_data[key] = load_data(profile, torch.device("cpu"), data_dir, cfgs[0].data_seed, results_dir)
-    return train_batch(cfgs, _worker_data[key], profile)
+        _worker_data[key] = load_data(profile, torch.device(device), data_dir, data_seed, results_dir)
+    return _worker_data[key]
+
+
+def cache_batch(
+    batch: Sequence[RunConfig],
+    res: BatchResult,
+    data: Dataset,
+    prof: Profile,
+    results_dir: Path,
+    device_text: str,
+    git_commit: str,
+) -> None:
+    """Write each configuration's cache entry (atomically: concurrent jobs are safe)."""
+    for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
+        key = results.config_key(c.as_dict(prof) | {"data": data.fingerprint})
+        extra = {
+            "best_epoch": best,
+            "bins": bins,
+            "batch_size_models": len(batch),
+            "batch_epochs_run": res.epochs_run,
+            "batch_training_examples": len(data.y["train"]),
+            "batch_wall_seconds": res.wall_seconds,
+            "device": device_text,
+            "git_commit": git_commit,
+            "data_fingerprint": data.fingerprint,
+        }
+        path = results.cache_dir(results_dir, prof.dataset, c.study, prof.name) / f"{key}.json"
+        results.write_cached(path, c.as_dict(prof), rows, extra)
 
 
 def worker_count(profile: Profile, device: torch.device, num_batches: int) -> int:
@@ -349,6 +389,8 @@ def run_studies(
     device: str | None = None,
     data_dir: str | Path | None = None,
     progress: bool = True,
+    executor: str = "local",
+    cluster_options=None,
 ) -> dict[str, pd.DataFrame]:
     """Run (or reuse) every configuration of the studies and write each table and provenance.
 
@@ -361,7 +403,16 @@ def run_studies(
     to the studies that vary J, ``expert_ps`` to expert_dependence (an error where no
     study of the call varies them); ``data_seeds`` (MoG) are draws of our generator (default:
     the profile's; None there means the paper's data); ``data_dir`` holds CIFAR-10.
+    ``executor`` 'slurm' (or 'submitit_local': the same path in subprocesses of this machine)
+    submits one job per batch through submitit, with ``cluster_options`` (a
+    :class:`~l2dlib.cluster.ClusterOptions`; see :mod:`l2dlib.cluster`).
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if executor != "local":
+        from . import cluster
+
+        cluster.check_available(executor)
     prof = profile if isinstance(profile, Profile) else get_profile(dataset, profile)
     if prof.dataset != dataset:
         raise ValueError(f"profile {prof.name!r} is for {prof.dataset}, not {dataset}")
@@ -391,7 +442,8 @@ def run_studies(
         )
         for s in studies
     }
-    dev = resolve_device(device, prof)
+    # On a cluster the jobs train where their nodes are; this process only loads the data.
+    dev = resolve_device(device, prof) if executor == "local" else torch.device("cpu")
     results_dir = results.resolve_dir(results_dir)
     for s in studies:  # before any compute: a folder we cannot write would lose it all
         results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
@@ -415,7 +467,7 @@ def run_studies(
     env = results.environment()
     num_classes = data_of(next(iter(grids.values()))[0].data_seed).num_classes
     batches = make_batches(todo, prof, num_classes)
-    device_text = _device_description(dev, prof, len(batches))
+    device_text = _device_description(dev, prof, len(batches)) if executor == "local" else f"{executor} jobs"
     total = sum(len(st.configs) for st in states.values())
     bar = tqdm(
         total=total,
@@ -426,33 +478,27 @@ def run_studies(
     )
 
     def cache(batch: list[RunConfig], res: BatchResult) -> None:
+        if executor == "local":  # cluster jobs write their own entries (they outlive us)
+            cache_batch(batch, res, data_of(batch[0].data_seed), prof, results_dir, device_text, env["git_commit"])
         for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
-            st, data = states[c.study], data_of(c.data_seed)
+            st = states[c.study]
             key = st.keys[c.identity]
-            extra = {
-                "best_epoch": best,
-                "bins": bins,
-                "batch_size_models": len(batch),
-                "batch_epochs_run": res.epochs_run,
-                "batch_training_examples": len(data.y["train"]),
-                "batch_wall_seconds": res.wall_seconds,
-                "device": device_text,
-                "git_commit": env["git_commit"],
-                "data_fingerprint": data.fingerprint,
-            }
-            results.write_cached(
-                results.cache_dir(results_dir, dataset, c.study, prof.name) / f"{key}.json",
-                c.as_dict(prof),
-                rows,
-                extra,
-            )
             st.records[key] = Record([r | {"best_epoch": best} for r in rows], bins)
             st.computed += 1
             st.dirty = True
         bar.update(len(batch))
 
     try:
-        train_all(batches, data_of, prof, dev, cache, progress, data_dir, results_dir)
+        if executor == "local":
+            train_all(batches, data_of, prof, dev, cache, progress, data_dir, results_dir)
+        else:
+            from . import cluster
+
+            options = cluster_options or cluster.ClusterOptions()
+            job_device = device or ("cuda" if prof.needs_gpu or options.gpus_per_job else "cpu")
+            cluster.run_jobs(
+                batches, prof, job_device, options, executor, cache, data_dir, results_dir, env["git_commit"], progress
+            )
     finally:
         bar.close()
 

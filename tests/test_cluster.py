@@ -1,0 +1,106 @@
+"""The SLURM path through submitit's local executor: real subprocesses, the same pickling,
+job folders and result files as on a cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from l2dlib import cluster
+from l2dlib.__main__ import main
+from l2dlib.profiles import get_profile
+from l2dlib.runner import run_studies
+
+pytest.importorskip("submitit")
+pytestmark = pytest.mark.slow
+
+GRID = dict(seeds=[0, 1], num_experts=[1, 2], methods=["softmax", "ova"], progress=False)
+FAST = cluster.ClusterOptions(poll_seconds=0.2)
+SMOKE = replace(get_profile("mog", "smoke"), max_models_per_batch=2)  # 8 configurations, 4 jobs
+
+
+def run(results_dir, executor="local", **kwargs):
+    return run_studies(
+        ["increasing_experts"], "mog", SMOKE, results_dir=results_dir, executor=executor, **GRID, **kwargs
+    )
+
+
+def test_jobs_equal_the_in_process_run_bit_for_bit_and_a_rerun_submits_nothing(tmp_path, monkeypatch):
+    local = run(tmp_path / "local")["increasing_experts"]
+    jobs = run(tmp_path / "jobs", "submitit_local", cluster_options=FAST)["increasing_experts"]
+    pd.testing.assert_frame_equal(local, jobs, check_exact=True)
+    logs = list((tmp_path / "jobs" / "jobs" / "mog-smoke").glob("*_result.pkl"))
+    assert logs, "no job ran through submitit"
+    submitted = []
+    monkeypatch.setattr(cluster, "make_executor", lambda *a: submitted.append(a))
+    again = run(tmp_path / "jobs", "submitit_local", cluster_options=FAST)["increasing_experts"]
+    assert submitted == [] and again.equals(jobs)
+
+
+def test_a_failed_job_is_reported_the_others_kept_and_a_rerun_submits_only_it(tmp_path, monkeypatch):
+    # One job is killed (its task process, then the job's controller) as a node failure would.
+    def kill_first(jobs):
+        def kill():
+            pid = int(jobs[0].job_id)
+            children = Path(f"/proc/{pid}/task/{pid}/children")
+            for _ in range(200):
+                tasks = children.read_text().split() if children.exists() else []
+                if tasks:
+                    for task in tasks:
+                        os.kill(int(task), signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
+                    return
+                time.sleep(0.02)
+
+        threading.Thread(target=kill, daemon=True).start()
+
+    real = cluster.run_jobs
+    monkeypatch.setattr(cluster, "run_jobs", lambda *a, **k: real(*a, **k, on_submitted=kill_first))
+    options = cluster.ClusterOptions(poll_seconds=0.2)
+    with pytest.raises(cluster.JobsFailed) as failed:
+        run(tmp_path, "submitit_local", cluster_options=options)
+    text = str(failed.value)
+    assert (
+        text.startswith("1 of 4 jobs failed")
+        and "job " in text
+        and "log: " in text
+        and "Run the same command again" in text
+    )
+    cached = list((tmp_path / "mog" / "cache" / "increasing_experts-smoke").glob("*.json"))
+    assert len(cached) == 6  # the other jobs' configurations are kept
+
+    monkeypatch.setattr(cluster, "run_jobs", real)
+    submitted = []
+    make = cluster.make_executor
+
+    def counting(*a):
+        ex = make(*a)
+        submit = ex.submit
+        ex.submit = lambda *args: submitted.append(args[1]) or submit(*args)
+        return ex
+
+    monkeypatch.setattr(cluster, "make_executor", counting)
+    table = run(tmp_path, "submitit_local", cluster_options=options)["increasing_experts"]
+    assert table["config_key"].nunique() == 8 and sum(len(b) for b in submitted) == 8 - len(cached)
+
+
+def test_slurm_without_slurm_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cluster.shutil, "which", lambda name: None)
+    assert (
+        main(["run", "increasing_experts", "--profile", "smoke", "--executor", "slurm", "--results-dir", str(tmp_path)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no sbatch command" in err
+    assert (
+        main(["run", "increasing_experts", "--profile", "smoke", "--partition", "gpu", "--results-dir", str(tmp_path)])
+        == 2
+    )
+    assert "--partition apply to --executor slurm only" in capsys.readouterr().err
