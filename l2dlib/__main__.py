@@ -246,11 +246,15 @@ def _cluster_options(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "features":
+        show = warnings.showwarning
+        warnings.showwarning = _one_line_warning
         try:
             _features(args)
         except (ValueError, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        finally:
+            warnings.showwarning = show
         return 0
     studies = (args.study,)
     if args.study == "all":  # the paper's studies: the specialised experts on CIFAR-10 only

@@ -93,6 +93,8 @@ def test_study_results_and_figures_were_written(built):
     claims = figures[figures.index("claims-on-the-mixture") :]
     assert "<table" in claims and "Softmax ECE above OvA" in claims  # a table, not Markdown as text
     assert "| claim |" not in figures
+    cifar_claims = figures[figures.index("cifar-10-claims-judged") :]
+    assert "<table" in cifar_claims and "the dip at two experts" in cifar_claims  # judged from the CIFAR tables
     spec = (html / "notebooks" / "03_specialized_experts.html").read_text()
     assert "No cifar10 results for profile" in spec  # said plainly, not faked
     inc = (html / "notebooks" / "01_increasing_experts.html").read_text()
@@ -148,6 +150,7 @@ def _render(page: Path) -> str:
         "intro.html",
         "figures.html",
         "derivations.html",
+        "rerun.html",
         "reproducibility.html",
         "notebooks/00_mog_dataset.html",
         "notebooks/01_increasing_experts.html",

@@ -133,7 +133,7 @@ def test_smoke_runs_of_the_three_studies(tmp_path):
         assert table["ece"].between(0, 1).all() and table["system_accuracy"].between(0, 1).all()
         info = json.loads((tmp_path / "cifar10" / f"{study}-frozen_features.json").read_text())
         assert info["settings"]["extractor"]["widths"] == [8, 16, 16]
-        assert info["settings"]["model_options"] == {"hidden": []}
+        assert info["settings"]["model_options"] == {"hidden": [128]}
     # The page's choice of profile, and its claim table, come from these tables.
     assert report.shown_cifar_profile(tmp_path, report.CIFAR_STUDIES) == "frozen_features"
     (title,) = report.cifar_claims_by_profile(tmp_path)
