@@ -5,7 +5,7 @@ model, schedule, seeds, how many models train at once), and where it trains.
 | --- | --- | --- |
 | smoke | 256 points per split, 3 epochs (tests) | synthetic images, a tiny net, 1 epoch (tests) |
 | quick | the paper's data, our schedule, 3 seeds (``make book``) | - |
-| frozen_features | - | a CNN trained once, then an MLP L2D head per configuration on its frozen features, 3 seeds, CPU |
+| frozen_features | - | a CNN trained once, an MLP L2D head per configuration on its features, 3 seeds, CPU |
 | paper | the paper's data, our schedule, 5 seeds (committed) | fast ResNet, 3 seeds, GPU |
 | draws | 10 draws of our generator, our schedule, 3 seeds each | - |
 | faithful | the paper's data, the authors' schedule (raw inputs, 200 epochs) | WideResNet-28-4, GPU |

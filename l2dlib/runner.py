@@ -251,7 +251,9 @@ def worker_data(
     """The batch's data, made once per process."""
     key = (profile, data_seed, device)
     if key not in _worker_data:
-        _worker_data[key] = load_data(profile, torch.device(device), data_dir, data_seed, results_dir)
+        with warnings.catch_warnings():  # the parent process has said it once
+            warnings.filterwarnings("ignore", message="the CIFAR-10 files", category=UserWarning)
+            _worker_data[key] = load_data(profile, torch.device(device), data_dir, data_seed, results_dir)
     return _worker_data[key]
 
 
