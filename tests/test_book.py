@@ -46,7 +46,13 @@ def built(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("book")
     run_studies(
-        ["increasing_experts", "expert_dependence"], "cifar10", "smoke", results_dir=out / "results", progress=False
+        ["increasing_experts", "expert_dependence"],
+        "cifar10",
+        "smoke",
+        num_experts=[1, 2, 3],
+        expert_ps=[0.2, 0.95],
+        results_dir=out / "results",
+        progress=False,
     )
     html = book.build(profile="smoke", cifar_profile="smoke", output=out, results_dir=out / "results", quiet=True)
     return out, html

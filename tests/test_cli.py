@@ -140,7 +140,8 @@ def test_cifar10_without_data_names_both_ways_to_get_it(tmp_path, monkeypatch):
         (["run", "specialized_experts", "--num-experts", "3"], "error: specialized_experts on mog allows J <= 2"),
         (
             ["run", "specialized_experts", "--dataset", "cifar10", "--profile", "quick"],
-            "error: profile 'quick' is not defined for dataset 'cifar10' (it has: smoke, paper, faithful)",
+            "error: profile 'quick' is not defined for dataset 'cifar10' "
+            "(it has: smoke, frozen_features, paper, faithful)",
         ),
         (
             ["run", "expert_dependence", "--num-experts", "5"],

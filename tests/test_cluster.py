@@ -32,63 +32,52 @@ def run(results_dir, executor="local", **kwargs):
     )
 
 
-def test_jobs_equal_the_in_process_run_bit_for_bit_and_a_rerun_submits_nothing(tmp_path, monkeypatch):
-    local = run(tmp_path / "local")["increasing_experts"]
-    jobs = run(tmp_path / "jobs", "submitit_local", cluster_options=FAST)["increasing_experts"]
-    pd.testing.assert_frame_equal(local, jobs, check_exact=True)
-    logs = list((tmp_path / "jobs" / "jobs" / "mog-smoke").glob("*_result.pkl"))
-    assert logs, "no job ran through submitit"
-    submitted = []
-    monkeypatch.setattr(cluster, "make_executor", lambda *a: submitted.append(a))
-    again = run(tmp_path / "jobs", "submitit_local", cluster_options=FAST)["increasing_experts"]
-    assert submitted == [] and again.equals(jobs)
+def kill_first(jobs):
+    """Kill the first job (its task process, then its controller) as a node failure would."""
+
+    def kill():
+        pid = int(jobs[0].job_id)
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        for _ in range(200):
+            tasks = children.read_text().split() if children.exists() else []
+            if tasks:
+                for task in tasks:
+                    os.kill(int(task), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.02)
+
+    threading.Thread(target=kill, daemon=True).start()
 
 
-def test_a_failed_job_is_reported_the_others_kept_and_a_rerun_submits_only_it(tmp_path, monkeypatch):
-    # One job is killed (its task process, then the job's controller) as a node failure would.
-    def kill_first(jobs):
-        def kill():
-            pid = int(jobs[0].job_id)
-            children = Path(f"/proc/{pid}/task/{pid}/children")
-            for _ in range(200):
-                tasks = children.read_text().split() if children.exists() else []
-                if tasks:
-                    for task in tasks:
-                        os.kill(int(task), signal.SIGKILL)
-                    os.kill(pid, signal.SIGKILL)
-                    return
-                time.sleep(0.02)
-
-        threading.Thread(target=kill, daemon=True).start()
-
-    real = cluster.run_jobs
-    monkeypatch.setattr(cluster, "run_jobs", lambda *a, **k: real(*a, **k, on_submitted=kill_first))
-    options = cluster.ClusterOptions(poll_seconds=0.2)
+def test_jobs_fail_alone_resume_with_what_is_missing_and_equal_the_local_run_bit_for_bit(tmp_path, monkeypatch):
+    real_run_jobs, real_make = cluster.run_jobs, cluster.make_executor
+    monkeypatch.setattr(cluster, "run_jobs", lambda *a, **k: real_run_jobs(*a, **k, on_submitted=kill_first))
     with pytest.raises(cluster.JobsFailed) as failed:
-        run(tmp_path, "submitit_local", cluster_options=options)
+        run(tmp_path / "jobs", "submitit_local", cluster_options=FAST)
     text = str(failed.value)
-    assert (
-        text.startswith("1 of 4 jobs failed")
-        and "job " in text
-        and "log: " in text
-        and "Run the same command again" in text
-    )
-    cached = list((tmp_path / "mog" / "cache" / "increasing_experts-smoke").glob("*.json"))
-    assert len(cached) == 6  # the other jobs' configurations are kept
+    assert text.startswith("1 of 4 jobs failed; the other jobs' results are cached.")
+    assert "job " in text and "log: " in text and "Run the same command again" in text
+    cached = list((tmp_path / "jobs" / "mog" / "cache" / "increasing_experts-smoke").glob("*.json"))
+    assert len(cached) == 6  # the three other jobs' configurations, written by the jobs themselves
 
-    monkeypatch.setattr(cluster, "run_jobs", real)
     submitted = []
-    make = cluster.make_executor
 
     def counting(*a):
-        ex = make(*a)
-        submit = ex.submit
-        ex.submit = lambda *args: submitted.append(args[1]) or submit(*args)
-        return ex
+        executor = real_make(*a)
+        submit = executor.submit
+        executor.submit = lambda *args: submitted.append(args[1]) or submit(*args)
+        return executor
 
+    monkeypatch.setattr(cluster, "run_jobs", real_run_jobs)
     monkeypatch.setattr(cluster, "make_executor", counting)
-    table = run(tmp_path, "submitit_local", cluster_options=options)["increasing_experts"]
-    assert table["config_key"].nunique() == 8 and sum(len(b) for b in submitted) == 8 - len(cached)
+    jobs = run(tmp_path / "jobs", "submitit_local", cluster_options=FAST)["increasing_experts"]
+    assert [len(b) for b in submitted] == [2]  # only the failed job's configurations
+    local = run(tmp_path / "local")["increasing_experts"]
+    pd.testing.assert_frame_equal(local, jobs, check_exact=True)
+    submitted.clear()
+    assert run(tmp_path / "jobs", "submitit_local", cluster_options=FAST)["increasing_experts"].equals(jobs)
+    assert submitted == []
 
 
 def test_slurm_without_slurm_is_one_clear_line(tmp_path, capsys, monkeypatch):

@@ -227,7 +227,7 @@ def test_a_cifar10_page_with_a_profile_it_lacks_names_the_ones_it_has(tmp_path):
     with pytest.raises(
         ValueError,
         match="profile 'quick' is not defined for dataset 'cifar10' "
-        r"\(it has: smoke, paper, faithful\)",
+        r"\(it has: smoke, frozen_features, paper, faithful\)",
     ):
         R.study_table("increasing_experts", "cifar10", "quick", results_dir=tmp_path)
 
