@@ -125,7 +125,7 @@ def run_jobs(
     keep running (their results land in the cache) unless ``options.cancel_on_interrupt``."""
     if not batches:
         return
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     folder = Path(results_dir) / "jobs" / f"{profile.dataset}-{profile.name}"
     executor = make_executor(kind, options, profile, folder)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 
 from .data import SPLITS, Dataset
 from .data.transforms import augment, normalize
