@@ -107,6 +107,7 @@ def test_study_results_and_figures_were_written(built):
     assert "synthetic CIFAR-10-shaped data" in inc  # the CIFAR data label travels to the page
     for page in html.rglob("*.html"):
         assert "unpkg.com" not in page.read_text(), f"{page} references thebe on a CDN"
+        assert "IProgress not found" not in page.read_text(), f"{page} shows a tqdm widget warning"
 
 
 class _Text(HTMLParser):
