@@ -35,14 +35,15 @@ def mean_by(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | N
 
 def summary(table: pd.DataFrame, x: str, *, expert_kind: str | None = None) -> pd.DataFrame:
     """ECE (of ``expert_kind`` experts, or averaged over all) and system accuracy, mean
-    over seeds, per ``x``; columns (metric, method)."""
-    return pd.concat(
-        {
-            "ECE": mean_by(table, x, "ece", expert_kind=expert_kind),
-            "system accuracy": mean_by(table, x, "system_accuracy"),
-        },
-        axis=1,
-    )
+    over seeds, per ``x``; columns (metric, method), methods in the legend's order and named
+    as in the legend."""
+    parts = {
+        "ECE": mean_by(table, x, "ece", expert_kind=expert_kind),
+        "system accuracy": mean_by(table, x, "system_accuracy"),
+    }
+    for name, part in parts.items():
+        parts[name] = part[[m for m in LABELS if m in part.columns]].rename(columns=LABELS)
+    return pd.concat(parts, axis=1)
 
 
 def trend(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> dict:
