@@ -211,6 +211,7 @@ def _features(args: argparse.Namespace) -> None:
     )
 
 
+# The cluster options' defaults on the command line (None: ClusterOptions decides).
 _CLUSTER_DEFAULTS = {
     "partition": None,
     "gpus_per_job": None,
@@ -231,16 +232,8 @@ def _cluster_options(args: argparse.Namespace):
         return None
     from .cluster import ClusterOptions
 
-    return ClusterOptions(
-        partition=args.partition,
-        gpus_per_job=args.gpus_per_job,
-        cpus_per_job=args.cpus_per_job,
-        mem_gb=args.mem_gb,
-        time_min=args.time_min,
-        array_parallelism=args.array_parallelism,
-        sbatch=tuple(args.sbatch or ()),
-        cancel_on_interrupt=args.cancel_on_interrupt,
-    )
+    options = {name: getattr(args, name) for name in _CLUSTER_DEFAULTS}  # option name = field name
+    return ClusterOptions(**options | {"sbatch": tuple(options["sbatch"] or ())})
 
 
 def main(argv: list[str] | None = None) -> int:
