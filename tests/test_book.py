@@ -101,6 +101,10 @@ def test_study_results_and_figures_were_written(built):
     assert "| claim |" not in figures
     cifar_claims = figures[figures.index("cifar-10-claims-judged") :]
     assert "<table" in cifar_claims and "the dip at two experts" in cifar_claims  # judged from the CIFAR tables
+    intro = (html / "intro.html").read_text()
+    assert intro.count('role="doc-biblioentry"') >= 8 and "How to cite" in intro  # sphinxcontrib-bibtex, offline
+    rerun = (html / "rerun.html").read_text()
+    assert "--executor slurm" in rerun and "python -m l2dlib features" in rerun
     spec = (html / "notebooks" / "03_specialized_experts.html").read_text()
     assert "No cifar10 results for profile" in spec  # said plainly, not faked
     inc = (html / "notebooks" / "01_increasing_experts.html").read_text()
