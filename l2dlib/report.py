@@ -577,3 +577,24 @@ def cifar_claims_by_profile(results_dir, profile: str | None = None) -> dict[str
     if all(t is None for t in tables):
         return {}
     return {f"CIFAR-10, {get_profile('cifar10', profile).description} (`{profile}`)": cifar_claims(*tables)}
+
+
+def provenance_dropdown(info: dict | None, what: str) -> str:
+    """A collapsed MyST dropdown under a figure: which table, profile, seeds, data, commit,
+    device and date made it (empty where there is no table)."""
+    if info is None:
+        return ""
+    label = info["data_label"]
+    data = label if isinstance(label, str) else f"{len(label)} draws of our MoG generator"
+    dirty = info["git_commit"].endswith("+dirty")
+    rows = {
+        "table": f"`{info['dataset']}/{info['study']}-{info['profile']}.csv`",
+        "profile": f"`{info['profile']}`, seeds {', '.join(map(str, info['seeds']))}",
+        "data": data,
+        "commit": f"`{info['git_commit'][:12]}`" + " (with uncommitted changes)" * dirty,
+        "device": info["device"],
+        "created": info["created"],
+        "configurations": f"{info['num_configs']} ({info['num_computed']} computed by the last run)",
+    }
+    body = "\n".join(f"- **{k}**: {v}" for k, v in rows.items())
+    return f":::{{dropdown}} Provenance of {what}\n{body}\n:::\n"

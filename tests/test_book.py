@@ -110,6 +110,7 @@ def test_study_results_and_figures_were_written(built):
     assert "No cifar10 results for profile" in spec  # said plainly, not faked
     inc = (html / "notebooks" / "01_increasing_experts.html").read_text()
     assert "synthetic CIFAR-10-shaped data" in inc  # the CIFAR data label travels to the page
+    assert "Provenance of Figure 1 (a, b)" in inc and "Provenance of Figure 1 (d, e)" in inc  # dropdowns
     for page in html.rglob("*.html"):
         assert "unpkg.com" not in page.read_text(), f"{page} references thebe on a CDN"
         assert "IProgress not found" not in page.read_text(), f"{page} shows a tqdm widget warning"
