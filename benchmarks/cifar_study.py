@@ -49,8 +49,9 @@ def main() -> None:
             source = resolve_dir(None) / "cifar10"
             for path in [*source.glob("extractor-*.pt"), *(source / "cache").glob("features-*.pt")]:
                 target = out / "cifar10" / path.relative_to(source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+                if target.resolve() != path.resolve():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, target)
         tables, walls = {}, {}
         for study in STUDIES[:3]:
             t0 = time.perf_counter()
@@ -80,7 +81,12 @@ def main() -> None:
                         "examples_per_s": examples / seconds,
                     }
                 )
-        extractor = sorted((out / "cifar10").glob("extractor-*.pt"))
+        extractor = None
+        if prof.extractor is not None:  # read before the temporary folder goes
+            from l2dlib.data.cifar10 import load_cifar10
+            from l2dlib.features import extractor_summary
+
+            extractor = extractor_summary(out / "cifar10", prof.extractor, load_cifar10(args.data_dir))
     speed = pd.DataFrame(per_batch).groupby("method").mean()
     acc = pd.concat(tables.values()).groupby("method")["classifier_accuracy"].mean()
     summary = speed.join(acc).rename(
@@ -92,9 +98,7 @@ def main() -> None:
     )
     print(f"CIFAR-10, profile {args.profile}, device {args.device}, seeds {args.seeds}; data: {label}")
     if extractor:
-        import torch
-
-        summary_of = torch.load(extractor[0], weights_only=True)["summary"]
+        summary_of = extractor
         print(
             f"one-time part: extractor test accuracy {summary_of['test_accuracy']:.4f}, trained in "
             f"{summary_of['train_seconds'] / 60:.1f} min on {summary_of['threads']} threads"

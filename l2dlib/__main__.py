@@ -195,11 +195,12 @@ def _features(args: argparse.Namespace) -> None:
     from .data.cifar10 import load_cifar10
     from .features import extractor_summary, feature_dataset, features_path, weights_path
     from .profiles import get_profile
-    from .results import resolve_dir
+    from .results import check_writable, resolve_dir
 
     cfg = get_profile("cifar10", args.profile).extractor
     images = load_cifar10(args.data_dir)
     folder = resolve_dir(args.results_dir) / "cifar10"
+    check_writable(folder / "cache")  # before a training of the better part of an hour
     data = feature_dataset(images, cfg, folder, progress=not args.quiet)
     summary = extractor_summary(folder, cfg, images)
     print(f"{images.label}: {data.x['train'].shape[1]} features per image")

@@ -63,12 +63,24 @@ def check_available(executor: str) -> None:
         )
 
 
-def make_executor(kind: str, options: ClusterOptions, profile: Profile, folder: Path):
+def job_resources(options: ClusterOptions, profile: Profile, device: str | None) -> tuple[int, str]:
+    """(GPUs per job, the jobs' torch device), decided once so they cannot disagree: the
+    GPUs asked for, else one where the profile or ``device`` wants CUDA."""
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}: expected cpu or cuda")
+    wants_gpu = device == "cuda" or (device is None and profile.needs_gpu)
+    gpus = options.gpus_per_job if options.gpus_per_job is not None else int(wants_gpu)
+    if wants_gpu and gpus == 0:
+        raise ValueError("jobs that train on cuda need --gpus-per-job of at least 1 (or --device cpu)")
+    return gpus, "cuda" if gpus and device != "cpu" else "cpu"
+
+
+def make_executor(kind: str, options: ClusterOptions, profile: Profile, folder: Path, gpus: int):
     """A submitit executor for ``kind`` ('slurm' or 'submitit_local') with the options."""
     import submitit
 
-    gpus = options.gpus_per_job if options.gpus_per_job is not None else int(profile.needs_gpu)
-    cpus = options.cpus_per_job if options.cpus_per_job is not None else (8 if gpus else 2)
+    # MoG stacks and feature heads train on one thread (bit-identity), so one CPU suffices.
+    cpus = options.cpus_per_job if options.cpus_per_job is not None else (8 if gpus else 1)
     if kind == "submitit_local":
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=options.time_min, gpus_per_node=gpus)
@@ -87,8 +99,10 @@ def make_executor(kind: str, options: ClusterOptions, profile: Profile, folder: 
     if options.sbatch:
         extra = {}
         for line in options.sbatch:
+            if not line.startswith("--") or any(ch.isspace() for ch in line):
+                raise ValueError(f"sbatch options are given as --key=value or --flag, got {line!r}")
             key, _, value = line.removeprefix("--").partition("=")
-            extra[key] = value or None
+            extra[key] = value or True  # submitit writes True as a bare flag
         params["slurm_additional_parameters"] = extra
     executor.update_parameters(**params)
     return executor
@@ -110,7 +124,7 @@ def job(
 def run_jobs(
     batches: Sequence[list[RunConfig]],
     profile: Profile,
-    job_device: str,
+    device: str | None,
     options: ClusterOptions,
     kind: str,
     on_done: Callable,
@@ -127,8 +141,9 @@ def run_jobs(
         return
     from tqdm import tqdm
 
+    gpus, job_device = job_resources(options, profile, device)
     folder = Path(results_dir) / "jobs" / f"{profile.dataset}-{profile.name}"
-    executor = make_executor(kind, options, profile, folder)
+    executor = make_executor(kind, options, profile, folder, gpus)
     with executor.batch():
         jobs = [executor.submit(job, b, profile, data_dir, results_dir, job_device, git_commit) for b in batches]
     if on_submitted is not None:

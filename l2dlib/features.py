@@ -83,7 +83,7 @@ def train_extractor(images: Dataset, cfg: ExtractorConfig, progress: bool = True
         net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
     )
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / (total - warm))
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm))
     )
     val_accuracy = []
     bar = tqdm(total=total, unit="step", desc="feature extractor", disable=not progress)

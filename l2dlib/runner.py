@@ -60,6 +60,10 @@ def output_width(cfg: RunConfig, profile: Profile, num_classes: int) -> int:
 # ------------------------------------------------------------------ data and model
 
 
+def _profile(profile: str | Profile, dataset: str) -> Profile:
+    return profile if isinstance(profile, Profile) else get_profile(dataset, profile)
+
+
 def load_data(
     profile: Profile,
     device: torch.device,
@@ -415,7 +419,8 @@ def run_studies(
         from . import cluster
 
         cluster.check_available(executor)
-    prof = profile if isinstance(profile, Profile) else get_profile(dataset, profile)
+        cluster.job_resources(cluster_options or cluster.ClusterOptions(), _profile(profile, dataset), device)
+    prof = _profile(profile, dataset)
     if prof.dataset != dataset:
         raise ValueError(f"profile {prof.name!r} is for {prof.dataset}, not {dataset}")
     studies = tuple(dict.fromkeys(studies))
@@ -461,6 +466,16 @@ def run_studies(
     def key_of(cfg: RunConfig) -> str:
         return results.config_key(cfg.as_dict(prof) | {"data": data_of(cfg.data_seed).fingerprint})
 
+    if executor != "local" and prof.extractor is not None:  # never train it on a login node
+        from .data import cifar10
+        from .features import weights_path
+
+        images = cifar10.synthetic_cifar10() if prof.synthetic else cifar10.load_cifar10(data_dir)
+        if not weights_path(results_dir / prof.dataset, prof.extractor, images).is_file():
+            raise ValueError(
+                f"profile {prof.name!r} needs its feature extractor before jobs can use it: run "
+                f"`python -m l2dlib features --results-dir {results_dir}` first (e.g. in one job)"
+            )
     for cfgs in grids.values():  # fail early on missing CIFAR-10 files
         data_of(cfgs[0].data_seed)
     states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
@@ -497,9 +512,8 @@ def run_studies(
             from . import cluster
 
             options = cluster_options or cluster.ClusterOptions()
-            job_device = device or ("cuda" if prof.needs_gpu or options.gpus_per_job else "cpu")
             cluster.run_jobs(
-                batches, prof, job_device, options, executor, cache, data_dir, results_dir, env["git_commit"], progress
+                batches, prof, device, options, executor, cache, data_dir, results_dir, env["git_commit"], progress
             )
     finally:
         bar.close()

@@ -93,3 +93,15 @@ def test_slurm_without_slurm_is_one_clear_line(tmp_path, capsys, monkeypatch):
         == 2
     )
     assert "--partition apply to --executor slurm only" in capsys.readouterr().err
+
+
+def test_the_jobs_device_and_their_gpus_are_decided_together():
+    paper, mog = get_profile("cifar10", "paper"), get_profile("mog", "smoke")
+    assert cluster.job_resources(cluster.ClusterOptions(), paper, None) == (1, "cuda")
+    assert cluster.job_resources(cluster.ClusterOptions(), mog, None) == (0, "cpu")
+    assert cluster.job_resources(cluster.ClusterOptions(), mog, "cuda") == (1, "cuda")
+    assert cluster.job_resources(cluster.ClusterOptions(gpus_per_job=2), paper, "cpu") == (2, "cpu")
+    with pytest.raises(ValueError, match="need --gpus-per-job of at least 1"):
+        cluster.job_resources(cluster.ClusterOptions(gpus_per_job=0), paper, None)
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        cluster.job_resources(cluster.ClusterOptions(), mog, "gpu")
