@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import ast
 import concurrent.futures
+import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -37,6 +39,8 @@ PHASES = (
     ),
     ("reproducibility.ipynb",),
 )
+# Pages that show the moment of the build (its commit and date): executed on every build.
+ALWAYS_EXECUTED = ("reproducibility.ipynb",)
 NOTEBOOKS = tuple(nb for phase in PHASES for nb in phase)
 
 # Every numbered figure of the book: its label, what it re-makes, the tables it reads
@@ -139,6 +143,39 @@ def _timed_execute(path: Path, params: dict) -> float:
     return time.perf_counter() - t0
 
 
+PACKAGES = ("torch", "numpy", "pandas", "matplotlib", "seaborn", "myst-nb", "jupyter-book", "sphinx")
+KEY_FILE = ".executed-key"  # in the staging folder, written once every notebook ran
+
+
+def execution_key(book_dir: Path, results_dir: Path, params: dict) -> str:
+    """What the executed notebooks are a function of: the book's sources, the library's code,
+    the result tables (not the cache: the tables hold what it held), the parameters and the
+    software. A build whose key matches the staged one reuses its executed notebooks and
+    figures (and Sphinx then re-reads only what changed)."""
+    from importlib import metadata
+
+    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update(sys.version.encode())
+    for pkg in PACKAGES:
+        h.update(f"{pkg}={metadata.version(pkg)}".encode())
+
+    def add_tree(root: Path, files) -> None:
+        for path in sorted(files):
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+
+    skip = {"_build", "figures", ".ipynb_checkpoints", "cache", "jobs", "__pycache__"}
+
+    def tree(root: Path, pattern: str = "*"):
+        return [p for p in root.rglob(pattern) if p.is_file() and not skip.intersection(p.relative_to(root).parts)]
+
+    add_tree(book_dir, tree(book_dir))
+    package = Path(__file__).resolve().parent
+    add_tree(package, tree(package, "*.py"))
+    if results_dir.is_dir():
+        add_tree(results_dir, tree(results_dir))
+    return h.hexdigest()
+
+
 def build(
     *,
     profile: str = "paper",
@@ -157,15 +194,26 @@ def build(
     """
     output = Path(output).resolve()
     stage = output / "_build" / "src"
-    if stage.exists():
-        shutil.rmtree(stage)
-    shutil.copytree(book_dir, stage, ignore=shutil.ignore_patterns("_build", "figures", ".ipynb_checkpoints"))
-    shutil.copytree(_mathjax_dir(), stage / "_mathjax" / "mathjax")  # see _config.yml
     # Notebooks find the repository's results/ themselves (results_dir None) and write
     # figures to ../figures relative to their folder, which the staging copy keeps.
     params = {"profile": profile, "cifar_profile": cifar_profile, "seeds": seeds}
     if results_dir is not None and Path(results_dir).resolve() != resolve_dir(None).resolve():
         params["results_dir"] = str(Path(results_dir).resolve())
+    results_root = resolve_dir(results_dir).resolve()
+    key = execution_key(book_dir, results_root, params)
+    key_file = stage / KEY_FILE
+    if key_file.is_file() and key_file.read_text() == key:
+        phases = [[nb for nb in phase if nb in ALWAYS_EXECUTED] for phase in PHASES]
+        for nb in ALWAYS_EXECUTED:  # copy2 keeps the other pages' times: Sphinx skips them
+            shutil.copy2(book_dir / nb, stage / nb)
+        if not quiet:
+            print(f"reusing the executed notebooks in {stage} (nothing they read has changed)", flush=True)
+    else:
+        if stage.exists():
+            shutil.rmtree(stage)
+        shutil.copytree(book_dir, stage, ignore=shutil.ignore_patterns("_build", "figures", ".ipynb_checkpoints"))
+        shutil.copytree(_mathjax_dir(), stage / "_mathjax" / "mathjax")  # see _config.yml
+        phases = [list(phase) for phase in PHASES]
 
     # Papermill starts each kernel in its folder by changing the working directory of the
     # process that calls it, so notebooks run side by side only in processes of their own
@@ -174,7 +222,7 @@ def build(
     workers = max(1, min(2, os.cpu_count() or 1))
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for phase in PHASES:
+        for phase in phases:
             futures = {pool.submit(_timed_execute, stage / nb, params): nb for nb in phase}
             for fut in concurrent.futures.as_completed(futures):
                 seconds = fut.result()
@@ -191,7 +239,13 @@ def build(
     ]
     proc = subprocess.run(cmd, capture_output=quiet, text=True)
     if proc.returncode != 0:
+        # Sphinx keeps its environment even when a warning failed the build, and would not
+        # re-read (nor warn about) an unchanged page next time: start the next build afresh.
+        shutil.rmtree(output / "_build" / ".doctrees", ignore_errors=True)
         raise RuntimeError(f"jupyter-book build failed:\n{proc.stdout or ''}\n{proc.stderr or ''}")
+    # What the notebooks read, as they left it (a live profile writes its tables): the next
+    # build with the same key reuses them. Written last, so a failed build is never reused.
+    key_file.write_text(execution_key(book_dir, results_root, params))
     html = output / "_build" / "html"
     if not quiet:
         print(f"book built: {html / 'index.html'}")

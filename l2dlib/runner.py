@@ -22,11 +22,10 @@ import os
 import shlex
 import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,7 +37,7 @@ from .data import Dataset
 from .evaluation import BIN_KEYS, COLUMNS, RELIABILITY_COLUMNS, ROW_KEYS, evaluate
 from .experts import draw_predictions
 from .models import MLP, FastResNet, Stacked, WideResNet
-from .profiles import Profile, get_profile, resolve_device
+from .profiles import Profile, get_profile, profiles_of, resolve_device
 from .rng import derive_seed
 from .studies import AXES, STUDIES, RunConfig, check_methods, check_options, check_seeds, run_config, study_configs
 from .train import Split, predict, train
@@ -318,7 +317,7 @@ def train_all(
     futures: dict[concurrent.futures.Future, list[RunConfig]] = {}
     handled: set[concurrent.futures.Future] = set()
     try:
-        with _sigint_ignored():  # workers start with Ctrl-C ignored, before their imports
+        with _sigint_blocked():  # workers start with Ctrl-C blocked, before their imports
             futures = {pool.submit(_worker, b, profile, data_dir, results_dir): b for b in batches}
         for fut in concurrent.futures.as_completed(futures):
             on_done(futures[fut], fut.result())
@@ -333,17 +332,16 @@ def train_all(
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Processes started inside inherit SIGINT ignored (an ignored signal stays ignored across
-    exec), so a Ctrl-C while they import prints no traceback: the parent handles it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _sigint_blocked() -> Iterator[None]:
+    """Processes started inside inherit SIGINT blocked (a signal mask survives exec), so a
+    Ctrl-C while they import prints no traceback: the parent handles it. The parent only
+    blocks it, never ignores it: one arriving meanwhile waits and is raised on leaving (an
+    ignored one would be lost, and the run would go on; seen under load)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
@@ -378,6 +376,7 @@ class StudyState:
     previous: dict | None = None  # provenance on disk
     dirty: bool = False  # the table on disk must be rewritten
     computed: int = 0
+    reused: dict[str, int] = field(default_factory=dict)  # other profiles' tables -> rows taken
 
 
 def run_studies(
@@ -463,8 +462,8 @@ def run_studies(
             datasets[data_seed] = load_data(prof, dev, data_dir, data_seed, results_dir, progress)
         return datasets[data_seed]
 
-    def key_of(cfg: RunConfig) -> str:
-        return results.config_key(cfg.as_dict(prof) | {"data": data_of(cfg.data_seed).fingerprint})
+    def key_of(cfg: RunConfig, profile: Profile = prof) -> str:  # profile: one of equal settings
+        return results.config_key(cfg.as_dict(profile) | {"data": data_of(cfg.data_seed).fingerprint})
 
     if executor != "local" and prof.extractor is not None:  # never train it on a login node
         from .data import cifar10
@@ -603,6 +602,8 @@ def _gather(
                 )
             warnings.warn(f"--force: dropping {stale} configuration(s) of other settings from {path}", stacklevel=3)
             st.dirty = True
+    if not force:
+        _reuse_other_profiles(st, asked, prof, results_dir, key_of)
     missing_bins = [k for k, r in st.records.items() if r.bins is None]
     if missing_bins:  # its reliability table was unreadable and the cache lacks them
         path = results.reliability_path(results_dir, prof.dataset, study, prof.name)
@@ -613,6 +614,45 @@ def _gather(
         for k in missing_bins:
             del st.records[k]
     return st
+
+
+def _reuse_other_profiles(
+    st: StudyState, asked: set[str], prof: Profile, results_dir: Path, key_of: Callable[..., str]
+) -> None:
+    """Take what is still missing from other profiles' tables where a configuration's settings
+    are the same (``quick`` is ``paper`` with 3 seeds): its numbers are a function of its
+    settings, not of the profile's name. A row counts only if its key is what this code
+    computes for it under its own profile, as for the profile's own table."""
+    for other in profiles_of(prof.dataset):
+        missing = asked - set(st.records)
+        if not missing:
+            return
+        if other == prof.name:
+            continue
+        oprof = get_profile(prof.dataset, other)
+        try:
+            with warnings.catch_warnings():  # its own runs rebuild what it lacks, not this one
+                warnings.simplefilter("ignore")
+                table, reliability = _read_table(results_dir, oprof, st.study, force=False)
+        except results.OutdatedResults:
+            continue
+        if table is None or reliability is None:
+            continue
+        wanted = {st.configs[k].identity: k for k in missing}
+        taken = 0
+        for key, rows in table.groupby("config_key", sort=False):
+            cfg = _config_from(rows.iloc[0].to_dict() | {"study": st.study, "profile": prof.name}, st.study, prof)
+            if cfg is None or cfg.identity not in wanted or key not in reliability:
+                continue
+            theirs = replace(cfg, profile=other)
+            if theirs.as_dict(oprof)["settings"] != cfg.as_dict(prof)["settings"] or key_of(theirs, oprof) != key:
+                continue
+            records = rows[[*ROW_KEYS, "best_epoch"]].to_dict("records")
+            st.records[wanted[cfg.identity]] = Record(records, reliability[key])
+            taken += 1
+        if taken:
+            st.reused[results.table_paths(results_dir, oprof.dataset, st.study, other)[0].name] = taken
+            st.dirty = True
 
 
 def _read_table(results_dir: Path, prof: Profile, study: str, force: bool) -> tuple[pd.DataFrame | None, dict | None]:
@@ -721,7 +761,7 @@ def _provenance(
     label = {str(d): data_of(d).label for d in draws}
     fingerprint = {str(d): data_of(d).fingerprint for d in draws}
     runs = list((st.previous or {}).get("runs", []))
-    runs.append(run | {"num_computed": st.computed})
+    runs.append(run | {"num_computed": st.computed} | ({"reused_from": st.reused} if st.reused else {}))
     axis = AXES[st.study]
     return {
         "results_version": results.RESULTS_VERSION,
