@@ -43,41 +43,47 @@ PHASES = (
 ALWAYS_EXECUTED = ("reproducibility.ipynb",)
 NOTEBOOKS = tuple(nb for phase in PHASES for nb in phase)
 
-# Every numbered figure of the book: its label, what it re-makes, the tables it reads
+# Every figure of the book: its label, its name (the paper's figure and panels it re-makes;
+# figures are not numbered, so that no book number fights the paper's), the tables it reads
 # (PROFILE: the page's profile; CIFAR-10: the profile shown, see report.shown_cifar_profile)
 # and its page. The reproducibility page's figure map is made from this list.
 FIGURES = (
-    ("fig-1", "the paper's Figure 1", "mog/ and cifar10/ increasing_experts, expert_dependence", "figures"),
-    ("fig-3", "the paper's Figure 3", "(the data only)", "notebooks/00_mog_dataset"),
+    ("fig-1", "Figure 1", "mog/ and cifar10/ increasing_experts, expert_dependence", "figures"),
+    ("fig-3", "Figure 3", "(the data only)", "notebooks/00_mog_dataset"),
     (
         "fig-1-mog-increasing",
-        "Figure 1 (a, b)",
+        "Figure 1 (a, b), MoG",
         "mog/increasing_experts-PROFILE.csv",
         "notebooks/01_increasing_experts",
     ),
     (
         "fig-1-cifar-increasing",
-        "Figure 1 (d, e)",
+        "Figure 1 (d, e), CIFAR-10",
         "cifar10/increasing_experts-PROFILE.csv",
         "notebooks/01_increasing_experts",
     ),
-    ("fig-1-mog-dependence", "Figure 1 (c)", "mog/expert_dependence-PROFILE.csv", "notebooks/02_expert_dependence"),
+    (
+        "fig-1-mog-dependence",
+        "Figure 1 (c), MoG",
+        "mog/expert_dependence-PROFILE.csv",
+        "notebooks/02_expert_dependence",
+    ),
     (
         "fig-1-cifar-dependence",
-        "Figure 1 (f)",
+        "Figure 1 (f), CIFAR-10",
         "cifar10/expert_dependence-PROFILE.csv",
         "notebooks/02_expert_dependence",
     ),
-    ("fig-2", "the paper's Figure 2", "cifar10/specialized_experts-PROFILE.csv", "notebooks/03_specialized_experts"),
+    ("fig-2", "Figure 2", "cifar10/specialized_experts-PROFILE.csv", "notebooks/03_specialized_experts"),
     (
         "fig-reliability-mog",
-        "beyond the paper: reliability diagrams",
+        "Reliability diagrams (beyond the paper)",
         "mog/*-PROFILE.reliability.csv",
         "notebooks/04_beyond_the_paper",
     ),
     (
         "fig-degeneracy-mog",
-        "beyond the paper: estimates above 1",
+        "Estimates above 1 (beyond the paper)",
         "mog/increasing_experts, expert_dependence",
         "notebooks/04_beyond_the_paper",
     ),
@@ -86,9 +92,9 @@ FIGURES = (
 
 def figure_map() -> str:
     """The figure-to-table map as a MyST table (for the reproducibility page)."""
-    lines = ["| figure | re-makes | tables | page |", "| --- | --- | --- | --- |"]
-    for label, what, tables, page in FIGURES:
-        lines.append(f"| {{numref}}`{label}` | {what} | `{tables}` | {{doc}}`{page}` |")
+    lines = ["| figure | tables | page |", "| --- | --- | --- |"]
+    for label, name, tables, page in FIGURES:
+        lines.append(f"| {{ref}}`{name} <{label}>` | `{tables}` | {{doc}}`{page}` |")
     return "\n".join(lines)
 
 
@@ -116,8 +122,9 @@ def overrides(declared: dict, parameters: dict) -> dict:
 
 
 def execute_notebook(src: Path, dst: Path, parameters: dict) -> None:
-    """Run one notebook with papermill in its own folder, injecting only :func:`overrides`,
-    and drop papermill's record of the build's file paths from its metadata."""
+    """Run one notebook with papermill in its own folder, injecting only :func:`overrides`
+    (a cell kept in the notebook, removed from its page), and drop papermill's record of
+    the build's file paths from its metadata."""
     import nbformat
     import papermill as pm
 
@@ -134,6 +141,10 @@ def execute_notebook(src: Path, dst: Path, parameters: dict) -> None:
     nb = nbformat.read(dst, as_version=4)
     for key in ("input_path", "output_path"):
         nb.metadata.get("papermill", {}).pop(key, None)
+    for cell in nb.cells:  # the page names its profile and data itself; the download keeps it
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
     nbformat.write(nb, dst)
 
 
@@ -211,7 +222,9 @@ def build(
     else:
         if stage.exists():
             shutil.rmtree(stage)
-        shutil.copytree(book_dir, stage, ignore=shutil.ignore_patterns("_build", "figures", ".ipynb_checkpoints"))
+        # Fresh file times: Sphinx re-reads every page (the introduction pastes from figures).
+        ignore = shutil.ignore_patterns("_build", "figures", ".ipynb_checkpoints")
+        shutil.copytree(book_dir, stage, ignore=ignore, copy_function=shutil.copyfile)
         shutil.copytree(_mathjax_dir(), stage / "_mathjax" / "mathjax")  # see _config.yml
         phases = [list(phase) for phase in PHASES]
 

@@ -160,6 +160,16 @@ def missing_results(study: str, dataset: str, profile: str) -> str:
     return f"No {dataset} results for profile `{profile}` exist yet (`{command}`)."
 
 
+def figure_block(table: pd.DataFrame | None, path: str, name: str, alt: str, caption: str, missing: str) -> str:
+    """A page's MyST figure of committed results; where ``table`` is None, a note saying what
+    is missing and how to make it instead of a figure of empty frames (the label ``name``
+    stays, so links to the figure still land on the note)."""
+    if table is None:
+        return f"({name})=\n:::{{admonition}} Not drawn: no results yet\n:class: note\n{missing}\n:::\n"
+    # A width makes Sphinx link the image to its full-resolution file.
+    return f"```{{figure}} {path}\n:name: {name}\n:width: 100%\n:alt: {alt}\n\n{caption}\n```\n"
+
+
 def describe_results(
     study: str, table: pd.DataFrame | None, info: dict | None, profile: str, dataset: str = "cifar10"
 ) -> str:
@@ -549,34 +559,79 @@ REGIMES = {  # MoG profile -> how the claim table names it
 }
 
 
-def claims_by_regime(results_dir, profiles) -> dict[str, pd.DataFrame]:
-    """:func:`claims` for each MoG profile whose tables exist (missing ones are left out)."""
+def mog_claims(results_dir, profile: str) -> pd.DataFrame | None:
+    """:func:`claims` for one MoG profile (None where none of its tables exist)."""
     from .results import find_table
 
-    out = {}
-    for profile in dict.fromkeys(profiles):
-        inc, dep, authors = (
-            find_table(results_dir, "mog", s, profile)[0]
-            for s in ("increasing_experts", "expert_dependence", "authors_experts")
-        )
-        if inc is not None or dep is not None:
-            out[f"{REGIMES.get(profile, profile)} (`{profile}`)"] = claims(inc, dep, authors)
-    return out
+    studies = ("increasing_experts", "expert_dependence", "authors_experts")
+    inc, dep, authors = (find_table(results_dir, "mog", s, profile)[0] for s in studies)
+    return None if inc is None and dep is None else claims(inc, dep, authors)
+
+
+def claims_by_regime(results_dir, profiles) -> dict[str, pd.DataFrame]:
+    """:func:`claims` for each MoG profile whose tables exist (missing ones are left out)."""
+    judged = {p: mog_claims(results_dir, p) for p in dict.fromkeys(profiles)}
+    return {f"{REGIMES.get(p, p)} (`{p}`)": c for p, c in judged.items() if c is not None}
 
 
 CIFAR_STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
 
 
-def cifar_claims_by_profile(results_dir, profile: str | None = None) -> dict[str, pd.DataFrame]:
-    """:func:`cifar_claims` for the CIFAR-10 profile shown (see :func:`shown_cifar_profile`),
-    keyed by its description; empty where none of its tables exist."""
+def shown_cifar_claims(results_dir, profile: str | None = None) -> tuple[str, pd.DataFrame | None]:
+    """The CIFAR-10 profile shown (see :func:`shown_cifar_profile`) and its
+    :func:`cifar_claims` (None where none of its tables exist)."""
     from .results import find_table
 
     profile = shown_cifar_profile(results_dir, CIFAR_STUDIES, profile)
     tables = [find_table(results_dir, "cifar10", s, profile)[0] for s in CIFAR_STUDIES]
-    if all(t is None for t in tables):
+    return profile, None if all(t is None for t in tables) else cifar_claims(*tables)
+
+
+def cifar_claims_by_profile(results_dir, profile: str | None = None) -> dict[str, pd.DataFrame]:
+    """:func:`shown_cifar_claims` keyed by the profile's description; empty where none of its
+    tables exist."""
+    profile, judged = shown_cifar_claims(results_dir, profile)
+    if judged is None:
         return {}
-    return {f"CIFAR-10, {get_profile('cifar10', profile).description} (`{profile}`)": cifar_claims(*tables)}
+    return {f"CIFAR-10, {get_profile('cifar10', profile).description} (`{profile}`)": judged}
+
+
+SHORT_REGIMES = {  # (dataset, profile) -> its column in the findings table
+    ("mog", "paper"): "MoG, our schedule",
+    ("mog", "quick"): "MoG, our schedule (3 seeds)",
+    ("mog", "faithful"): "MoG, the authors' schedule",
+    ("mog", "draws"): "MoG, 10 data draws",
+    ("cifar10", "frozen_features"): "CIFAR-10, CPU features",
+    ("cifar10", "paper"): "CIFAR-10, fast ResNet",
+    ("cifar10", "faithful"): "CIFAR-10, WideResNet",
+}
+
+
+def findings(results_dir, mog_profiles, cifar_profile: str | None = None) -> pd.DataFrame:
+    """The book's first table: one row per claim of the paper, with its statement and the
+    verdict under each regime whose tables exist (the MoG profiles, then the CIFAR-10
+    profile shown); "-" where a regime does not test a claim."""
+    regimes = {("mog", p): mog_claims(results_dir, p) for p in dict.fromkeys(mog_profiles)}
+    shown, judged = shown_cifar_claims(results_dir, cifar_profile)
+    regimes["cifar10", shown] = judged
+    named = {
+        SHORT_REGIMES.get(k, ", ".join(k)): c.set_index("claim") for k, c in regimes.items() if c is not None and len(c)
+    }
+    rows = []
+    for claim in dict.fromkeys(claim for c in named.values() for claim in c.index):
+        paper = next(c.loc[claim, "the paper"] for c in named.values() if claim in c.index)
+        verdicts = {name: c.loc[claim, "verdict"] if claim in c.index else "-" for name, c in named.items()}
+        rows.append({"claim": claim, "the paper": paper} | verdicts)
+    return pd.DataFrame(rows, columns=["claim", "the paper", *named])
+
+
+def findings_html(table: pd.DataFrame) -> str:
+    """:func:`findings` as an HTML table in the theme's style (pasted into the introduction:
+    only HTML crosses pages), in the theme's container that scrolls sideways on a phone."""
+    if table.empty:
+        return "<p><em>No results to judge the paper's claims by.</em></p>"
+    html = table.to_html(index=False, border=0, classes="table", escape=True).replace(' style="text-align: right;"', "")
+    return f'<div class="pst-scrollable-table-container">{html}</div>'
 
 
 def provenance_dropdown(info: dict | None, what: str) -> str:

@@ -118,3 +118,19 @@ def test_claims_read_slopes_and_paired_differences_off_the_table():
     assert claims.loc["OvA ECE against the number of experts J", "verdict"] == "holds"
     assert claims.loc["Softmax ECE above OvA's (increasing experts)", "verdict"] == "holds"
     assert set(report.format_claims(report.claims(table, None)).columns) >= {"estimate [95% interval]", "verdict"}
+
+
+def test_the_findings_table_lists_each_regimes_verdicts_and_a_dash_where_it_has_none():
+    table = report.findings(None, ["paper", "faithful"])
+    mog = report.mog_claims(None, "paper").set_index("claim")["verdict"]
+    shown, cifar = report.shown_cifar_claims(None)
+    cifar = cifar.set_index("claim")["verdict"]
+    assert list(table.columns[:4]) == ["claim", "the paper", "MoG, our schedule", "MoG, the authors' schedule"]
+    column = report.SHORT_REGIMES["cifar10", shown]
+    for row in table.itertuples(index=False):
+        row = dict(zip(table.columns, row))
+        assert row["MoG, our schedule"] == mog.get(row["claim"], "-")
+        assert row[column] == cifar.get(row["claim"], "-")
+    assert set(mog.index) | set(cifar.index) == set(table["claim"])
+    html = report.findings_html(table)
+    assert html.count("<tr>") == len(table) + 1 and "text-align: right" not in html

@@ -123,6 +123,38 @@ def test_tables_never_lose_rows(tmp_path):
     assert len(bins) == 10 * 20
 
 
+def test_rows_of_another_profile_with_equal_settings_are_reused_bit_for_bit(tmp_path, monkeypatch):
+    """quick is paper with fewer seeds: a fresh clone's quick run takes what the committed
+    paper table holds; a profile of other settings (faithful: raw inputs) takes nothing."""
+    from l2dlib import profiles
+
+    table = dict(profiles._TABLE)
+    small = {"points": 256, "train": dataclasses.replace(table[("mog", "quick")].train, max_epochs=3, batch_size=64)}
+    for name in ("quick", "paper", "faithful"):
+        table[("mog", name)] = dataclasses.replace(table[("mog", name)], cpu_workers=1, **small)
+    monkeypatch.setattr(profiles, "_TABLE", table)
+
+    def run(profile, **kw):
+        kw = {"seeds": [0], "num_experts": [1], "methods": ["ova"]} | kw
+        out = R.run_studies(["increasing_experts"], "mog", profile, results_dir=tmp_path, progress=False, **kw)
+        return out["increasing_experts"], results.load_table(tmp_path, "mog", "increasing_experts", profile)[1]
+
+    paper, _ = run("paper", seeds=[0, 1], num_experts=[1, 2])
+    _, prov = run("faithful")
+    assert prov["runs"][-1]["num_computed"] == 1 and "reused_from" not in prov["runs"][-1]
+    quick, prov = run("quick", seeds=[0, 2])
+    assert prov["runs"][-1]["num_computed"] == 1  # seed 2
+    assert prov["runs"][-1]["reused_from"] == {"increasing_experts-paper.csv": 1}
+    numbers = [c for c in quick.columns if c not in ("profile", "config_key")]
+    taken = quick[quick.seed == 0].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        taken[numbers], paper[(paper.seed == 0) & (paper.num_experts == 1)].reset_index(drop=True)[numbers]
+    )
+    retrained, prov = run("quick", force=True)
+    assert prov["runs"][-1]["num_computed"] == 1
+    pd.testing.assert_frame_equal(retrained, taken, check_exact=True)
+
+
 def test_a_table_of_other_settings_is_refused_and_force_replaces_it(tmp_path):
     _smoke(tmp_path, seeds=[0], num_experts=[1])
     csv = tmp_path / "mog" / "increasing_experts-smoke.csv"
