@@ -160,14 +160,16 @@ def missing_results(study: str, dataset: str, profile: str) -> str:
     return f"No {dataset} results for profile `{profile}` exist yet (`{command}`)."
 
 
-def figure_block(table: pd.DataFrame | None, path: str, name: str, alt: str, caption: str, missing: str) -> str:
+def figure_block(table: pd.DataFrame | None, path: str, name: str | None, alt: str, caption: str, missing: str) -> str:
     """A page's MyST figure of committed results; where ``table`` is None, a note saying what
     is missing and how to make it instead of a figure of empty frames (the label ``name``
     stays, so links to the figure still land on the note)."""
+    target = f"({name})=\n" if name else ""
     if table is None:
-        return f"({name})=\n:::{{admonition}} Not drawn: no results yet\n:class: note\n{missing}\n:::\n"
+        return f"{target}:::{{admonition}} Not drawn: no results yet\n:class: note\n{missing}\n:::\n"
+    label = f":name: {name}\n" if name else ""
     # A width makes Sphinx link the image to its full-resolution file.
-    return f"```{{figure}} {path}\n:name: {name}\n:width: 100%\n:alt: {alt}\n\n{caption}\n```\n"
+    return f"```{{figure}} {path}\n{label}:width: 100%\n:alt: {alt}\n\n{caption}\n```\n"
 
 
 def describe_results(

@@ -294,6 +294,13 @@ def _start_run(tmp_path):
     )
 
 
+def _threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return 0
+
+
 def _workers(pid: int) -> list[int]:
     """The pool's worker processes (not multiprocessing's resource tracker)."""
     out = []
@@ -347,9 +354,10 @@ def test_a_signal_stops_workers_keeps_finished_batches_and_prints_one_line(tmp_p
 def test_workers_end_within_seconds_when_their_parent_is_killed(tmp_path):
     proc = _start_run(tmp_path)
     try:
-        # Once a batch is cached the workers are past their set-up (a worker still importing
-        # torch when its parent dies ends right after, when its set-up finds no parent).
-        assert _wait_for(lambda: len(_workers(proc.pid)) >= 2 and any(tmp_path.rglob("cache/*/*.json")), timeout=120)
+        # Once its set-up ran, a worker has a second thread (the parent watch) and is bound to
+        # its parent (a worker still starting when its parent dies ends when its set-up finds
+        # no parent).
+        assert _wait_for(lambda: len(ws := _workers(proc.pid)) >= 2 and all(_threads(w) >= 2 for w in ws), timeout=120)
         workers = _workers(proc.pid)
         proc.kill()
         proc.wait(timeout=10)

@@ -163,17 +163,28 @@ def _density(params: MogParams, x: np.ndarray) -> np.ndarray:
     return comp @ params.priors
 
 
-@functools.lru_cache(maxsize=256)
 def bayes_accuracy(params: MogParams, experts: tuple = (), *, step: float = 0.02) -> float:
     """The Bayes-optimal accuracy, integrated on a grid (7 standard deviations around every
     cluster): of the classifier alone, or, given ``experts``, of the best system that may
     defer each point to one of them (max over predicting and every expert's P(right | x))."""
-    x, area = _grid(params, step)
-    post = posteriors(params, x)
+    # Copies of an expert change no maximum: J oracles cost what one does.
+    return _bayes_accuracy(params, tuple(dict.fromkeys(experts)), step)
+
+
+@functools.lru_cache(maxsize=256)
+def _bayes_accuracy(params: MogParams, experts: tuple, step: float) -> float:
+    post, density, area = _on_grid(params, step)
     best = post.max(1)
     if len(experts):
         best = np.maximum(best, expert_correct_prob(experts, post).max(1))
-    return float((_density(params, x) * best).sum() * area)
+    return float((density * best).sum() * area)
+
+
+@functools.lru_cache(maxsize=4)
+def _on_grid(params: MogParams, step: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The class posteriors and the density on the integration grid, and a cell's area."""
+    x, area = _grid(params, step)
+    return posteriors(params, x), _density(params, x), area
 
 
 @functools.lru_cache(maxsize=256)
