@@ -25,23 +25,27 @@ from pathlib import Path
 from .results import resolve_dir
 
 REPO = Path(__file__).resolve().parent.parent
-# Execution in phases; the notebooks of a phase run side by side. 01 and 02 run (or read) the
+# The notebooks, longest first, and what each must wait for: 01 and 02 run (or read) the
 # MoG studies; 04 reruns them from the cache and the figures page reads their tables; the
-# reproducibility page reads what all the others wrote.
-PHASES = (
-    ("notebooks/01_increasing_experts.ipynb", "notebooks/02_expert_dependence.ipynb"),
-    (
-        "notebooks/04_beyond_the_paper.ipynb",
-        "figures.ipynb",
-        "notebooks/00_mog_dataset.ipynb",
-        "notebooks/03_specialized_experts.ipynb",
-        "derivations.ipynb",
-    ),
-    ("reproducibility.ipynb",),
+# reproducibility page reads what all the others wrote. The rest may run at any time.
+NOTEBOOKS = (
+    "notebooks/01_increasing_experts.ipynb",
+    "notebooks/02_expert_dependence.ipynb",
+    "notebooks/00_mog_dataset.ipynb",
+    "derivations.ipynb",
+    "notebooks/03_specialized_experts.ipynb",
+    "notebooks/04_beyond_the_paper.ipynb",
+    "figures.ipynb",
+    "reproducibility.ipynb",
 )
+_MOG_STUDIES = {"notebooks/01_increasing_experts.ipynb", "notebooks/02_expert_dependence.ipynb"}
+NEEDS = {
+    "notebooks/04_beyond_the_paper.ipynb": _MOG_STUDIES,
+    "figures.ipynb": _MOG_STUDIES,
+    "reproducibility.ipynb": set(NOTEBOOKS) - {"reproducibility.ipynb"},
+}
 # Pages that show the moment of the build (its commit and date): executed on every build.
 ALWAYS_EXECUTED = ("reproducibility.ipynb",)
-NOTEBOOKS = tuple(nb for phase in PHASES for nb in phase)
 
 # Every figure of the book: its label, its name (the paper's figure and panels it re-makes;
 # figures are not numbered, so that no book number fights the paper's), the tables it reads
@@ -154,6 +158,21 @@ def _timed_execute(path: Path, params: dict) -> float:
     return time.perf_counter() - t0
 
 
+def _run_in_order(pool, workers: int, todo: list[str], stage: Path, params: dict):
+    """Execute ``todo`` on ``pool``, each notebook once what it :data:`NEEDS` has run (or is
+    not to run), ``workers`` at a time; yields (notebook, seconds) as each finishes."""
+    waiting, running, done = list(todo), {}, set(NOTEBOOKS) - set(todo)
+    while waiting or running:
+        for nb in [nb for nb in waiting if NEEDS.get(nb, set()) <= done][: workers - len(running)]:
+            waiting.remove(nb)
+            running[pool.submit(_timed_execute, stage / nb, params)] = nb
+        finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+        for fut in finished:
+            nb = running.pop(fut)
+            yield nb, fut.result()
+            done.add(nb)
+
+
 PACKAGES = ("torch", "numpy", "pandas", "matplotlib", "seaborn", "myst-nb", "jupyter-book", "sphinx")
 KEY_FILE = ".executed-key"  # in the staging folder, written once every notebook ran
 
@@ -214,7 +233,7 @@ def build(
     key = execution_key(book_dir, results_root, params)
     key_file = stage / KEY_FILE
     if key_file.is_file() and key_file.read_text() == key:
-        phases = [[nb for nb in phase if nb in ALWAYS_EXECUTED] for phase in PHASES]
+        todo = list(ALWAYS_EXECUTED)
         for nb in ALWAYS_EXECUTED:  # copy2 keeps the other pages' times: Sphinx skips them
             shutil.copy2(book_dir / nb, stage / nb)
         if not quiet:
@@ -226,7 +245,7 @@ def build(
         ignore = shutil.ignore_patterns("_build", "figures", ".ipynb_checkpoints")
         shutil.copytree(book_dir, stage, ignore=ignore, copy_function=shutil.copyfile)
         shutil.copytree(_mathjax_dir(), stage / "_mathjax" / "mathjax")  # see _config.yml
-        phases = [list(phase) for phase in PHASES]
+        todo = list(NOTEBOOKS)
 
     # Papermill starts each kernel in its folder by changing the working directory of the
     # process that calls it, so notebooks run side by side only in processes of their own
@@ -235,12 +254,9 @@ def build(
     workers = max(1, min(2, os.cpu_count() or 1))
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for phase in phases:
-            futures = {pool.submit(_timed_execute, stage / nb, params): nb for nb in phase}
-            for fut in concurrent.futures.as_completed(futures):
-                seconds = fut.result()
-                if not quiet:
-                    print(f"executed {futures[fut]} in {seconds:.1f} s", flush=True)
+        for nb, seconds in _run_in_order(pool, workers, todo, stage, params):
+            if not quiet:
+                print(f"executed {nb} in {seconds:.1f} s", flush=True)
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"),
         "build",

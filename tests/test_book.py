@@ -1,14 +1,11 @@
 """The book end to end: every notebook executed by papermill with the smoke profile, the
 HTML built with warnings as errors, and each page opened in headless Chromium."""
 
-import concurrent.futures
 import json
 import os
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -16,61 +13,15 @@ import pytest
 pytestmark = pytest.mark.slow
 pytest.importorskip("papermill")
 
-from l2dlib import book
+from bookcheck import CHROMIUM, PAGES
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# What the machines here need to run Chromium as root without a network (see README).
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,900",
-]
-CHECK_SCRIPT = """<script>
-window.addEventListener('load', () => setTimeout(() => {
-  const imgs = [...document.images].filter(i => i.closest('figure, .cell_output'));
-  document.body.setAttribute('data-figures', JSON.stringify(imgs.map(i => [i.getAttribute('src'),
-    i.complete && i.naturalWidth > 0, i.getAttribute('alt') || ''])));
-  const search = [...document.querySelectorAll('.search-button__button, input[type=search]')]
-    .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden');
-  document.body.setAttribute('data-search', search.length);
-}, 0));
-</script></body>"""
+from l2dlib import book
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The book built with the smoke profile; CIFAR-10 smoke results exist for two of the
-    three CIFAR studies, so pages show both drawn panels and the 'no results yet' panel."""
-    from l2dlib.runner import run_studies
-
-    out = tmp_path_factory.mktemp("book")
-    # The results folder as a reader's checkout finds it (not a parameter): nothing of this
-    # machine's paths may then reach a page or a downloadable notebook.
-    previous = os.environ.get("L2D_RESULTS_DIR")
-    os.environ["L2D_RESULTS_DIR"] = str(out / "results")
-    run_studies(
-        ["increasing_experts", "expert_dependence"],
-        "cifar10",
-        "smoke",
-        num_experts=[1, 2, 3],
-        expert_ps=[0.2, 0.95],
-        results_dir=out / "results",
-        progress=False,
-    )
-    try:
-        html = book.build(profile="smoke", cifar_profile="smoke", output=out, quiet=True)
-        yield out, html
-    finally:
-        if previous is None:
-            del os.environ["L2D_RESULTS_DIR"]
-        else:
-            os.environ["L2D_RESULTS_DIR"] = previous
+def built(built_book):
+    """The book built with the smoke profile (in the background: see conftest.py)."""
+    return built_book
 
 
 def test_every_notebook_ran_without_errors(built):
@@ -152,49 +103,12 @@ class _Text(HTMLParser):
             self.parts.append(data)
 
 
-def _render(page: Path) -> str:
-    probe = page.with_name(f"_probe_{page.name}")
-    probe.write_text(page.read_text().replace("</body>", CHECK_SCRIPT, 1))
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={probe.parent / f'.chromium-{page.stem}'}",  # one per page: they run side by side
-            "--virtual-time-budget=20000",
-            "--dump-dom",
-            probe.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    probe.unlink()
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
-PAGES = [
-    "intro.html",
-    "figures.html",
-    "derivations.html",
-    "rerun.html",
-    "reproducibility.html",
-    "notebooks/00_mog_dataset.html",
-    "notebooks/01_increasing_experts.html",
-    "notebooks/02_expert_dependence.html",
-    "notebooks/03_specialized_experts.html",
-    "notebooks/04_beyond_the_paper.html",
-]
-
-
 @pytest.fixture(scope="module")
 def rendered(built):
-    """Every page's DOM after load, two Chromium processes at a time."""
-    if CHROMIUM is None:
-        return {}
-    _, html = built
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        return dict(zip(PAGES, pool.map(lambda page: _render(html / page), PAGES)))
+    """Every page's DOM after load (rendered by the background build: see conftest.py)."""
+    out, _ = built
+    path = out / "rendered.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 @pytest.mark.parametrize("page", PAGES)
