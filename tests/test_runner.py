@@ -270,14 +270,14 @@ def test_a_cifar10_page_with_a_profile_it_lacks_names_the_ones_it_has(tmp_path):
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone meanwhile
         return []
 
 
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone meanwhile
         return False
 
 
@@ -297,7 +297,7 @@ def _start_run(tmp_path):
 def _threads(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/task"))
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone meanwhile
         return 0
 
 
@@ -308,7 +308,7 @@ def _workers(pid: int) -> list[int]:
         try:
             if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
                 out.append(child)
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone meanwhile
             pass
     return out
 
