@@ -161,7 +161,7 @@ def test_no_build_path_or_injected_cell_reaches_a_page_or_a_download(built):
         assert str(out) not in text and str(out.resolve()) not in text, f"{page} holds a path of the build"
         if page.suffix == ".html":
             assert "tag_injected-parameters" not in text, f"{page} shows papermill's injected cell"
-            assert "Book figure" not in text, f"{page} numbers a figure against the paper's numbering"
+            assert "caption-number" not in text, f"{page} numbers a figure against the paper's numbering"
     # The smoke profile differs from the defaults: the downloads keep the injected cell.
     download = (html / "_sources" / "notebooks" / "01_increasing_experts.ipynb").read_text()
     assert "injected-parameters" in download and '"smoke"' in download
