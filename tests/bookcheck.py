@@ -39,6 +39,7 @@ PAGES = [
     "derivations.html",
     "rerun.html",
     "reproducibility.html",
+    "decisions.html",
     "notebooks/00_mog_dataset.html",
     "notebooks/01_increasing_experts.html",
     "notebooks/02_expert_dependence.html",
