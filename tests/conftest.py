@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    if not any(item.path.name == "test_book.py" and "built" in item.fixturenames for item in session.items):
+    wanted = any(item.path.name == "test_book.py" and "built" in item.fixturenames for item in session.items)
+    if not wanted or session.config.option.collectonly:
         return
     out = Path(tempfile.mkdtemp(prefix="l2d-book-"))
     # The results folder as a reader's checkout finds it (not a parameter): nothing of this
@@ -47,13 +49,17 @@ def pytest_collection_finish(session):
     script = [sys.executable, "-c", BOOK_SCRIPT, str(out), str(Path(__file__).parent)]
     # Niced: the other tests keep their pace (several wait on timeouts); the book takes the
     # cycles they leave, which are plenty on two cores.
-    proc = subprocess.Popen(script, env=env, stdout=log, stderr=log, preexec_fn=lambda: os.nice(10))
+    # A session of its own: the build's kernels and Chromium go with it when the suite ends.
+    proc = subprocess.Popen(
+        script, env=env, stdout=log, stderr=log, preexec_fn=lambda: os.nice(10), start_new_session=True
+    )
     _book.update(out=out, proc=proc, log=log)
 
 
 def pytest_sessionfinish(session, exitstatus):
     if _book:
-        _book["proc"].kill()
+        if _book["proc"].poll() is None:  # the suite stopped early
+            os.killpg(_book["proc"].pid, signal.SIGKILL)
         _book["proc"].wait()
         _book["log"].close()
         shutil.rmtree(_book["out"], ignore_errors=True)
