@@ -12,7 +12,7 @@ import torch
 # The book (tests/test_book.py) is built, and its pages rendered in Chromium, in a subprocess
 # that starts when collection ends and runs beside the other tests: much of its time is spent
 # in one process at a time (Sphinx, a kernel waiting), so the suite's two cores finish sooner
-# together (216 s -> 156-171 s measured). The book's tests run last.
+# together (216 s -> about 160 s measured). The book's tests run last.
 BOOK_SCRIPT = """
 import sys
 from pathlib import Path
