@@ -530,22 +530,31 @@ def params_table(params) -> pd.DataFrame:
     )
 
 
+def by_claim(regimes: dict[str, pd.DataFrame | None]) -> list[tuple[str, str, dict]]:
+    """The claims any regime judges, in order: (claim, the paper's statement, per regime with
+    results its :func:`claims` row, or None where it does not judge that claim)."""
+    indexed = {name: c.set_index("claim") for name, c in regimes.items() if c is not None and len(c)}
+    out = []
+    for claim in dict.fromkeys(claim for c in indexed.values() for claim in c.index):
+        paper = next(c.loc[claim, "the paper"] for c in indexed.values() if claim in c.index)
+        out.append((claim, paper, {name: c.loc[claim] if claim in c.index else None for name, c in indexed.items()}))
+    return out
+
+
 def claims_markdown(regimes: dict[str, pd.DataFrame], dataset: str = "MoG") -> str:
     """One Markdown table: claim | the paper | per regime, the estimate, its 95% interval
     and the verdict (the regimes' :func:`claims`, which list the same claims in order)."""
-    regimes = {name: c.set_index("claim") for name, c in regimes.items() if len(c)}
-    if not regimes:
+    rows = by_claim(regimes)
+    if not rows:
         return f"*(No {dataset} results to judge the claims by.)*"
-    order = list(dict.fromkeys(claim for c in regimes.values() for claim in c.index))
-    lines = ["| claim | the paper | " + " | ".join(regimes) + " |", "|" + " --- |" * (2 + len(regimes))]
-    for claim in order:
-        paper = next(c.loc[claim, "the paper"] for c in regimes.values() if claim in c.index)
+    names = list(rows[0][2])
+    lines = ["| claim | the paper | " + " | ".join(names) + " |", "|" + " --- |" * (2 + len(names))]
+    for claim, paper, judged in rows:
         cells = []
-        for c in regimes.values():
-            if claim not in c.index:
+        for r in judged.values():
+            if r is None:
                 cells.append("-")
                 continue
-            r = c.loc[claim]
             lo, hi = r["95% interval"]
             cells.append(f"{r['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}] {r['unit']}: **{r['verdict']}**")
         lines.append(f"| {claim} | {paper} | " + " | ".join(cells) + " |")
@@ -616,15 +625,13 @@ def findings(results_dir, mog_profiles, cifar_profile: str | None = None) -> pd.
     regimes = {("mog", p): mog_claims(results_dir, p) for p in dict.fromkeys(mog_profiles)}
     shown, judged = shown_cifar_claims(results_dir, cifar_profile)
     regimes["cifar10", shown] = judged
-    named = {
-        SHORT_REGIMES.get(k, ", ".join(k)): c.set_index("claim") for k, c in regimes.items() if c is not None and len(c)
-    }
-    rows = []
-    for claim in dict.fromkeys(claim for c in named.values() for claim in c.index):
-        paper = next(c.loc[claim, "the paper"] for c in named.values() if claim in c.index)
-        verdicts = {name: c.loc[claim, "verdict"] if claim in c.index else "-" for name, c in named.items()}
-        rows.append({"claim": claim, "the paper": paper} | verdicts)
-    return pd.DataFrame(rows, columns=["claim", "the paper", *named])
+    rows = by_claim({SHORT_REGIMES.get(k, ", ".join(k)): c for k, c in regimes.items()})
+    names = list(rows[0][2]) if rows else []
+    table = [
+        {"claim": claim, "the paper": paper} | {n: "-" if r is None else r["verdict"] for n, r in judged.items()}
+        for claim, paper, judged in rows
+    ]
+    return pd.DataFrame(table, columns=["claim", "the paper", *names])
 
 
 def findings_html(table: pd.DataFrame) -> str:

@@ -414,12 +414,12 @@ def run_studies(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    prof = _profile(profile, dataset)
     if executor != "local":
         from . import cluster
 
         cluster.check_available(executor)
-        cluster.job_resources(cluster_options or cluster.ClusterOptions(), _profile(profile, dataset), device)
-    prof = _profile(profile, dataset)
+        cluster.job_resources(cluster_options or cluster.ClusterOptions(), prof, device)
     if prof.dataset != dataset:
         raise ValueError(f"profile {prof.name!r} is for {prof.dataset}, not {dataset}")
     studies = tuple(dict.fromkeys(studies))
