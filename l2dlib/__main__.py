@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
+
+if __name__ == "__main__":
+    # Start-up (torch imports for a second or two) runs with Ctrl-C and SIGTERM blocked: one
+    # arriving meanwhile waits and is raised once main() handles them (unblocked earlier,
+    # torch swallowed some and printed a traceback for others). See _signals().
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+import argparse
+import contextlib
 import sys
 import warnings
 from pathlib import Path
@@ -187,6 +195,28 @@ def _on_sigterm(signum, frame):
     raise Terminated
 
 
+@contextlib.contextmanager
+def _signals():
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated` inside, whatever the
+    process inherited. A background job of a non-interactive shell (``cmd &``, nohup, some
+    schedulers) inherits SIGINT ignored, so that a terminal's Ctrl-C misses it; a SIGINT that
+    still reaches this run was sent to it on purpose, so it stops the run like Ctrl-C.
+    Signals blocked during start-up are delivered on entry, inside the caller's handling."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler), signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+def _interrupted(err: KeyboardInterrupt) -> int:
+    what = "terminated" if isinstance(err, Terminated) else "interrupted"
+    print(f"{what}: finished configurations are cached; run the same command to resume", file=sys.stderr)
+    return 143 if isinstance(err, Terminated) else 130
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr if file is None else file)
 
@@ -238,6 +268,14 @@ def _cluster_options(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        with _signals():
+            return _main(argv)
+    except KeyboardInterrupt as err:  # one that came before _main's own handling
+        return _interrupted(err)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "features":
         show = warnings.showwarning
@@ -247,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt as err:
+            what = "terminated" if isinstance(err, Terminated) else "interrupted"
+            print(f"{what}: nothing of the unfinished extractor or features was written", file=sys.stderr)
+            return 143 if isinstance(err, Terminated) else 130
         finally:
             warnings.showwarning = show
         return 0
@@ -254,7 +296,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.study == "all":  # the paper's studies: the specialised experts on CIFAR-10 only
         studies = STUDIES[:3] if args.dataset == "cifar10" else STUDIES[:2]
     profile = args.profile or DEFAULT_PROFILE[args.dataset]
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     show = warnings.showwarning
     warnings.showwarning = _one_line_warning
     try:
@@ -290,11 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as err:
-        what = "terminated" if isinstance(err, Terminated) else "interrupted"
-        print(f"{what}: finished configurations are cached; run the same command to resume", file=sys.stderr)
-        return 143 if isinstance(err, Terminated) else 130
+        return _interrupted(err)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         warnings.showwarning = show
     return 0
 

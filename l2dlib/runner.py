@@ -22,6 +22,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -317,7 +318,7 @@ def train_all(
     futures: dict[concurrent.futures.Future, list[RunConfig]] = {}
     handled: set[concurrent.futures.Future] = set()
     try:
-        with _sigint_blocked():  # workers start with Ctrl-C blocked, before their imports
+        with _signals_deferred():  # workers start with Ctrl-C blocked, before their imports
             futures = {pool.submit(_worker, b, profile, data_dir, results_dir): b for b in batches}
         for fut in concurrent.futures.as_completed(futures):
             on_done(futures[fut], fut.result())
@@ -332,16 +333,33 @@ def train_all(
 
 
 @contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
+def _signals_deferred() -> Iterator[None]:
     """Processes started inside inherit SIGINT blocked (a signal mask survives exec), so a
     Ctrl-C while they import prints no traceback: the parent handles it. The parent only
-    blocks it, never ignores it: one arriving meanwhile waits and is raised on leaving (an
-    ignored one would be lost, and the run would go on; seen under load)."""
+    defers it, never ignores it: one arriving meanwhile is raised on leaving (an ignored one
+    would be lost, and the run would go on; seen under load). The mask alone is not enough
+    in the parent: a thread started before (torch's, tqdm's) may take the signal, and its
+    Python handler then ran in the middle of a spawn, cutting a worker's start-up data short
+    (an EOFError traceback from the worker). So SIGINT's and SIGTERM's handlers only note
+    the signal inside, and the previous handler is called on leaving."""
+    caught: list[int] = []
+    deferred = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+    handlers = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in deferred}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a blocked Ctrl-C is noted here
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(caught):
+            handler = handlers[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
