@@ -88,12 +88,9 @@ def main() -> None:
     print(report.mean_by(inc, "num_experts").round(4).to_string())
     print("\nECE of the random expert, mean over seeds, by p:")
     print(report.mean_by(dep, "expert_p", expert_kind="random").round(4).to_string())
-    for name, t, x, kind, per in (
-        ("increasing experts", inc, "num_experts", None, "expert"),
-        ("expert dependence (random expert)", dep, "expert_p", "random", "unit of p"),
-    ):
-        for method, tr in report.trend(t, x, expert_kind=kind).items():
-            print(f"{name}, {method}: ECE {report.describe_trend(tr, per=per)}")
+    for study, t in (("increasing_experts", inc), ("expert_dependence", dep)):
+        for method in t["method"].unique():
+            print(f"{study}, {method}: ECE {report.describe_change(study, 'mog', t, method)}")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,10 @@ The notebooks glue these into their prose, so no number in the text is typed by 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from . import claims, stats
 from .profiles import get_profile
 from .studies import AXES
 
@@ -19,9 +18,10 @@ LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric 
 
 def per_seed(table: pd.DataFrame, x: str, y: str, *, expert_kind: str | None = None) -> pd.DataFrame:
     """Mean of ``y`` over experts for each (method, replicate, x), the replicate being the
-    training seed, or the data draw where the table holds several (see :func:`units`);
-    optionally one kind of expert. The replicate column is named ``seed`` either way."""
-    unit = units(table)[0]
+    training seed, or the data draw where the table holds several (see
+    :func:`l2dlib.stats.units`); optionally one kind of expert. The replicate column is
+    named ``seed`` either way."""
+    unit = stats.units(table)[0]
     if expert_kind is not None:
         table = table[table["expert_kind"] == expert_kind]
     out = table.groupby(["method", unit, x], as_index=False)[y].mean()
@@ -46,39 +46,30 @@ def summary(table: pd.DataFrame, x: str, *, expert_kind: str | None = None) -> p
     return pd.concat(parts, axis=1)
 
 
-def trend(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> dict:
-    """Per method: value at the smallest and largest x, and the least-squares slope over x
-    (fitted per replicate, see :func:`per_seed`) with its 95% interval over replicates."""
-    seeds = per_seed(table, x, y, expert_kind=expert_kind)
-    out = {}
-    for method, d in seeds.groupby("method"):
-        slopes = [np.polyfit(g[x], g[y], 1)[0] for _, g in d.groupby("seed") if g[x].nunique() > 1]
-        means = d.groupby(x)[y].mean()
-        slope, lo, hi = mean_ci(slopes) if slopes else (float("nan"),) * 3
-        out[method] = {
-            "first": float(means.iloc[0]),
-            "last": float(means.iloc[-1]),
-            "slope": slope,
-            "low": lo,
-            "high": hi,
-        }
-    return out
-
-
-def describe_trend(t: dict, *, per: str) -> str:
-    """'rises' / 'falls' / 'stays flat within noise' by whether the slope's 95% interval
-    excludes 0 (the rule of :func:`verdict`)."""
-    slope, lo, hi = t["slope"], t["low"], t["high"]
-    if not np.isfinite(slope):
+def describe_change(study: str, dataset: str, table: pd.DataFrame, method: str) -> str:
+    """How ``method``'s ECE changes along the study's axis: the fitted change over the grid
+    with its 95% interval, and, where the paper makes a claim on it, the paper's effect, *m*
+    and the verdict of the claim registry (:mod:`l2dlib.claims`)."""
+    axis = AXES[study]
+    claim = next(
+        (c for c in claims.CLAIMS if (c.dataset, c.study, c.method, c.statistic) == (dataset, study, method, "change")),
+        None,
+    )
+    lo, hi = table[axis.column].min(), table[axis.column].max()
+    if claim is not None and claim.applies(table):
+        row = claims.judge(claim, table)
+        paper = "" if claim.paper_effect is None else f"the paper: {claim.paper_effect:+.4f}; "
+        sign = "±" if claim.kind == "flat" else ""
+        return (
+            f"changes by {_interval(row)} from {axis.symbol} = {lo:g} to {hi:g} "
+            f"({paper}*m* = {sign}{claim.margin:.4f}): **{row['verdict']}**"
+        )
+    est = stats.fitted_change(table, method, axis.column, expert_kind=axis.expert_kind)
+    if est.n == 0:
         return "cannot be judged (one point)"
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{'rises' if slope > 0 else 'falls'} ({slope:+.4f} per {per}; one seed, no interval)"
-    interval = f"{slope:+.4f} per {per}, 95% interval [{lo:+.4f}, {hi:+.4f}]"
-    if lo > 1e-12:  # 1e-12: rounding, not a trend
-        return f"rises ({interval})"
-    if hi < -1e-12:
-        return f"falls ({interval})"
-    return f"stays flat within noise ({interval})"
+    mean, low, high = est.interval()
+    interval = f"[{low:+.4f}, {high:+.4f}]" if np.isfinite(low) else "(one replicate, no interval)"
+    return f"changes by {mean:+.4f} {interval} from {axis.symbol} = {lo:g} to {hi:g} (no claim of the paper)"
 
 
 ECE_VARIANTS = {
@@ -110,17 +101,18 @@ def ranking_is_stable(ranking: pd.DataFrame, rows: list[str]) -> bool:
     return ranking.loc[rows, "ranking (best first)"].nunique() == 1
 
 
-def trend_sentences(table: pd.DataFrame, x: str, *, expert_kind: str | None = None, per: str, x_name: str) -> str:
-    """One sentence per method: the mean ECE at the smallest and largest ``x`` and the
-    verdict of :func:`describe_trend`."""
-    out = []
-    lo, hi = table[x].min(), table[x].max()
-    for method, t in trend(table, x, expert_kind=expert_kind).items():
-        out.append(
-            f"{LABELS.get(method, method)}: {t['first']:.4f} at {x_name} = {lo:g}, "
-            f"{t['last']:.4f} at {x_name} = {hi:g}; it {describe_trend(t, per=per)}."
-        )
-    return " ".join(out)
+def trend_sentences(study: str, dataset: str, table: pd.DataFrame) -> str:
+    """One sentence per method: the mean ECE at the smallest and largest point of the
+    study's axis and :func:`describe_change`."""
+    axis = AXES[study]
+    means = mean_by(table, axis.column, "ece", expert_kind=axis.expert_kind)
+    lo, hi = means.index.min(), means.index.max()
+    return " ".join(
+        f"{LABELS.get(m, m)}: {means.loc[lo, m]:.4f} at {axis.symbol} = {lo:g}, {means.loc[hi, m]:.4f} at "
+        f"{axis.symbol} = {hi:g}; it {describe_change(study, dataset, table, m)}."
+        for m in LABELS
+        if m in means.columns
+    )
 
 
 # CIFAR-10 profiles a page shows by default, in order of precedence: the paper's network and
@@ -179,7 +171,6 @@ def describe_results(
     made them and each method's ECE trend; or, when ``table`` is None, why there are none."""
     if table is None:
         return missing_results(study, dataset, profile)
-    axis = AXES[study]
     label = info["data_label"]
     data = (
         label
@@ -189,7 +180,7 @@ def describe_results(
     model = get_profile(info["dataset"], profile).description
     model = f" ({model})" if model and info["dataset"] == "cifar10" else ""
     made = f"Data: {data}; profile `{profile}`{model}, seeds {info['seeds']}, device {info['device']}. "
-    return made + trend_sentences(table, axis.column, expert_kind=axis.expert_kind, per=axis.per, x_name=axis.symbol)
+    return made + trend_sentences(study, info["dataset"], table)
 
 
 def below_all_others(table: pd.DataFrame, method: str, column: str = "classifier_accuracy") -> dict:
@@ -227,14 +218,15 @@ def describe_failures(table: pd.DataFrame, method: str, *, margin: float = 0.01)
     return text + f", by less than {margin:.2f}: no sign of a training problem."
 
 
-def study_numbers(study: str, table: pd.DataFrame) -> dict[str, float | int | str]:
+def study_numbers(study: str, table: pd.DataFrame, dataset: str = "mog") -> dict[str, float | int | str]:
     """The numbers a study page glues into its prose: per method the ECE at the first and
-    last x, the trend's verdict and the mean system accuracy; the x range; the seed count."""
+    last x, :func:`describe_change` and the mean system accuracy; the x range; the seed count."""
     axis = AXES[study]
+    means = mean_by(table, axis.column, "ece", expert_kind=axis.expert_kind)
     out: dict[str, float | int | str] = {}
-    for method, t in trend(table, axis.column, "ece", expert_kind=axis.expert_kind).items():
-        out[f"{method}_first"], out[f"{method}_last"] = t["first"], t["last"]
-        out[f"{method}_verdict"] = describe_trend(t, per=axis.per)
+    for method in means.columns:
+        out[f"{method}_first"], out[f"{method}_last"] = float(means[method].iloc[0]), float(means[method].iloc[-1])
+        out[f"{method}_verdict"] = describe_change(study, dataset, table, method)
         out[f"{method}_acc"] = float(table.loc[table["method"] == method, "system_accuracy"].mean())
     symbol = axis.symbol.lower()
     out[f"{symbol}_first"] = table[axis.column].min().item()
@@ -288,212 +280,6 @@ def figure1_tables(results_dir, profiles: dict[str, str | None]) -> tuple[dict, 
     return tables, labels, notes
 
 
-# ------------------------------------------------------------------ claims and verdicts
-
-
-def t_quantile(q: float, df: int) -> float:
-    """The q-quantile (q > 0.5) of Student's t with ``df`` degrees of freedom, by integrating
-    its density (no scipy needed): 2.776 for q = 0.975, df = 4."""
-    x = np.linspace(0.0, 200.0, 400_001)
-    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    pdf = np.exp(log_c - (df + 1) / 2 * np.log1p(x * x / df))
-    cdf = 0.5 + np.concatenate([[0.0], np.cumsum((pdf[1:] + pdf[:-1]) / 2 * np.diff(x))])
-    return float(np.interp(q, cdf, x))
-
-
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and its two-sided t confidence interval over independent ``values``."""
-    v = np.asarray(values, dtype=float)
-    if len(v) < 2:
-        return float(v.mean()), float("nan"), float("nan")
-    half = t_quantile(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
-    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
-
-
-def units(table: pd.DataFrame) -> list[str]:
-    """The independent replicates of a table: data draws when it holds several (their seeds
-    are averaged within a draw), else training seeds."""
-    several = "data_seed" in table and table["data_seed"].nunique(dropna=True) > 1
-    return ["data_seed"] if several else ["seed"]
-
-
-def slope_ci(table: pd.DataFrame, method: str, x: str, y: str = "ece", *, expert_kind: str | None = None) -> tuple:
-    """The least-squares slope of ``y`` (mean over experts) against ``x`` for ``method``:
-    one slope per replicate (see :func:`units`), their mean and 95% interval."""
-    d = table[table["method"] == method]
-    if expert_kind is not None:
-        d = d[d["expert_kind"] == expert_kind]
-    by = units(table)
-    per_x = d.groupby([*by, x])[y].mean().reset_index()
-    slopes = [np.polyfit(g[x], g[y], 1)[0] for _, g in per_x.groupby(by) if g[x].nunique() > 1]
-    return mean_ci(slopes)
-
-
-def paired_difference(table: pd.DataFrame, a: str, b: str, y: str, *, expert_kind: str | None = None) -> tuple:
-    """``a`` minus ``b`` on ``y`` (mean over experts and configurations), paired within each
-    replicate (same seeds, data and grid): the mean difference and its 95% interval."""
-    d = table if expert_kind is None else table[table["expert_kind"] == expert_kind]
-    per = d.groupby(["method", *units(table)])[y].mean().unstack(0)
-    return mean_ci((per[a] - per[b]).dropna())
-
-
-def verdict(estimate: tuple, expect: str) -> str:
-    """'holds', 'fails' or 'within noise' for an (estimate, low, high) interval and the sign
-    a claim expects ('positive', 'negative' or 'zero'). A sign claim holds when the interval
-    excludes zero on its side, fails when it excludes zero on the other, and is within noise
-    otherwise; a 'stays flat' claim holds when the interval contains zero."""
-    _, lo, hi = estimate
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "within noise"
-    if expect == "zero":
-        return "holds" if lo <= 1e-12 and hi >= -1e-12 else "fails"  # 1e-12: rounding
-    if lo > 0:
-        return "holds" if expect == "positive" else "fails"
-    if hi < 0:
-        return "holds" if expect == "negative" else "fails"
-    return "within noise"
-
-
-def value_ci(
-    table: pd.DataFrame,
-    method: str,
-    x: str,
-    at,
-    y: str = "ece",
-    *,
-    baseline_at=None,
-    threshold: float = 0.0,
-    expert_kind: str | None = None,
-) -> tuple:
-    """``y`` (mean over experts) of ``method`` at ``x == at``, minus its value at
-    ``x == baseline_at`` in the same replicate (paired) or else minus ``threshold``: mean
-    and 95% interval over replicates (see :func:`units`)."""
-    d = table[table["method"] == method]
-    if expert_kind is not None:
-        d = d[d["expert_kind"] == expert_kind]
-    per = d.groupby([*units(table), x])[y].mean().unstack(x)
-    return mean_ci((per[at] - (threshold if baseline_at is None else per[baseline_at])).dropna())
-
-
-class _Claims(list):
-    """Rows of a claims table: claim, the paper, estimate, 95% interval, unit, verdict."""
-
-    def add(self, claim: str, paper: str, unit: str, est: tuple, expect: str) -> None:
-        self.append(
-            {
-                "claim": claim,
-                "the paper": paper,
-                "estimate": est[0],
-                "95% interval": (est[1], est[2]),
-                "unit": unit,
-                "verdict": verdict(est, expect),
-            }
-        )
-
-
-def claims(
-    increasing: pd.DataFrame | None, dependence: pd.DataFrame | None, authors: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """The paper's claims on one dataset, each with its estimate, 95% interval and verdict;
-    with ``authors`` (the authors_experts study) the J-trend claims once more with the
-    expert of the authors' MoG script."""
-    rows = _Claims()
-    add = rows.add
-
-    for table, suffix in ((increasing, "the number of experts J"), (authors, "J, the authors' expert")):
-        if table is None:
-            continue
-        for method, expect, paper in (("softmax", "positive", "rises"), ("ova", "zero", "stays flat")):
-            add(
-                f"{LABELS[method]} ECE against {suffix}",
-                paper,
-                "slope per expert",
-                slope_ci(table, method, "num_experts"),
-                expect,
-            )
-        if table is increasing:
-            add(
-                "OvA's system accuracy above softmax's (increasing experts)",
-                "slightly higher",
-                "difference",
-                paired_difference(increasing, "ova", "softmax", "system_accuracy"),
-                "positive",
-            )
-            add(
-                "Softmax ECE above OvA's (increasing experts)",
-                "higher",
-                "difference",
-                paired_difference(increasing, "softmax", "ova", "ece"),
-                "positive",
-            )
-    if dependence is not None:
-        for method, expect, paper in (("softmax", "positive", "rises"), ("ova", "zero", "stays flat")):
-            add(
-                f"{LABELS[method]} ECE of the random expert against the others' quality p",
-                paper,
-                "slope per unit of p",
-                slope_ci(dependence, method, "expert_p", expert_kind="random"),
-                expect,
-            )
-    return pd.DataFrame(rows)
-
-
-RANDOM_ECE_CLAIM = 0.40  # "reaching values above 40%" (Section 5.3, CIFAR-10 and MoG)
-
-
-def cifar_claims(
-    increasing: pd.DataFrame | None, dependence: pd.DataFrame | None, specialized: pd.DataFrame | None
-) -> pd.DataFrame:
-    """The paper's CIFAR-10 claims (Sections 5.2-5.4), each with its estimate, 95% interval
-    over seeds and verdict: the claims of :func:`claims`, the dip of the softmax ECE at two
-    experts, the random expert's softmax ECE above 40% at the best other experts, and the
-    specialists' ECE trends and accuracy edge."""
-    rows = _Claims(claims(increasing, dependence).to_dict("records"))
-    if increasing is not None and {1, 2} <= set(increasing["num_experts"]):
-        rows.add(
-            "Softmax ECE at J = 2 below J = 1 (the dip at two experts)",
-            "dips",
-            "difference",
-            value_ci(increasing, "softmax", "num_experts", 2, baseline_at=1),
-            "negative",
-        )
-    if dependence is not None:
-        top = float(dependence["expert_p"].max())
-        rows.add(
-            f"Softmax ECE of the random expert at p = {top:g}, minus {RANDOM_ECE_CLAIM:.0%}",
-            f"above {RANDOM_ECE_CLAIM:.0%}",
-            "ECE",
-            value_ci(dependence, "softmax", "expert_p", top, threshold=RANDOM_ECE_CLAIM, expert_kind="random"),
-            "positive",
-        )
-    if specialized is not None:
-        for method, expect, paper in (("softmax", "positive", "accumulates error"), ("ova", "zero", "stable")):
-            rows.add(
-                f"{LABELS[method]} ECE against the number of specialists",
-                paper,
-                "slope per expert",
-                slope_ci(specialized, method, "num_experts"),
-                expect,
-            )
-        rows.add(
-            "OvA's system accuracy above softmax's (specialists)",
-            "slight edge",
-            "difference",
-            paired_difference(specialized, "ova", "softmax", "system_accuracy"),
-            "positive",
-        )
-    return pd.DataFrame(rows)
-
-
-def format_claims(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`claims` for reading: the interval as text, four decimals."""
-    out = table.copy()
-    out["estimate"] = [
-        f"{e:+.4f} [{lo:+.4f}, {hi:+.4f}]" for e, (lo, hi) in zip(table["estimate"], table["95% interval"])
-    ]
-    return out.drop(columns=["95% interval"]).rename(columns={"estimate": "estimate [95% interval]"})
-
-
 def mog_facts(params, points: int) -> dict[str, float]:
     """What the MoG page states about a draw, from its true densities: the Bayes-optimal
     classifier accuracy, its error on clusters 1 and 2 (do they overlap?), the share of
@@ -530,36 +316,8 @@ def params_table(params) -> pd.DataFrame:
     )
 
 
-def by_claim(regimes: dict[str, pd.DataFrame | None]) -> list[tuple[str, str, dict]]:
-    """The claims any regime judges, in order: (claim, the paper's statement, per regime with
-    results its :func:`claims` row, or None where it does not judge that claim)."""
-    indexed = {name: c.set_index("claim") for name, c in regimes.items() if c is not None and len(c)}
-    out = []
-    for claim in dict.fromkeys(claim for c in indexed.values() for claim in c.index):
-        paper = next(c.loc[claim, "the paper"] for c in indexed.values() if claim in c.index)
-        out.append((claim, paper, {name: c.loc[claim] if claim in c.index else None for name, c in indexed.items()}))
-    return out
-
-
-def claims_markdown(regimes: dict[str, pd.DataFrame], dataset: str = "MoG") -> str:
-    """One Markdown table: claim | the paper | per regime, the estimate, its 95% interval
-    and the verdict (the regimes' :func:`claims`, which list the same claims in order)."""
-    rows = by_claim(regimes)
-    if not rows:
-        return f"*(No {dataset} results to judge the claims by.)*"
-    names = list(rows[0][2])
-    lines = ["| claim | the paper | " + " | ".join(names) + " |", "|" + " --- |" * (2 + len(names))]
-    for claim, paper, judged in rows:
-        cells = []
-        for r in judged.values():
-            if r is None:
-                cells.append("-")
-                continue
-            lo, hi = r["95% interval"]
-            cells.append(f"{r['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}] {r['unit']}: **{r['verdict']}**")
-        lines.append(f"| {claim} | {paper} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
+# ------------------------------------------------------------------ claims and verdicts
+# Every verdict shown comes from the registry in l2dlib.claims, judged on the tables found.
 
 REGIMES = {  # MoG profile -> how the claim table names it
     "paper": "the paper's data, our schedule",
@@ -568,45 +326,6 @@ REGIMES = {  # MoG profile -> how the claim table names it
     "draws": "10 draws of our generator, our schedule",
     "smoke": "smoke test data",
 }
-
-
-def mog_claims(results_dir, profile: str) -> pd.DataFrame | None:
-    """:func:`claims` for one MoG profile (None where none of its tables exist)."""
-    from .results import find_table
-
-    studies = ("increasing_experts", "expert_dependence", "authors_experts")
-    inc, dep, authors = (find_table(results_dir, "mog", s, profile)[0] for s in studies)
-    return None if inc is None and dep is None else claims(inc, dep, authors)
-
-
-def claims_by_regime(results_dir, profiles) -> dict[str, pd.DataFrame]:
-    """:func:`claims` for each MoG profile whose tables exist (missing ones are left out)."""
-    judged = {p: mog_claims(results_dir, p) for p in dict.fromkeys(profiles)}
-    return {f"{REGIMES.get(p, p)} (`{p}`)": c for p, c in judged.items() if c is not None}
-
-
-CIFAR_STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
-
-
-def shown_cifar_claims(results_dir, profile: str | None = None) -> tuple[str, pd.DataFrame | None]:
-    """The CIFAR-10 profile shown (see :func:`shown_cifar_profile`) and its
-    :func:`cifar_claims` (None where none of its tables exist)."""
-    from .results import find_table
-
-    profile = shown_cifar_profile(results_dir, CIFAR_STUDIES, profile)
-    tables = [find_table(results_dir, "cifar10", s, profile)[0] for s in CIFAR_STUDIES]
-    return profile, None if all(t is None for t in tables) else cifar_claims(*tables)
-
-
-def cifar_claims_by_profile(results_dir, profile: str | None = None) -> dict[str, pd.DataFrame]:
-    """:func:`shown_cifar_claims` keyed by the profile's description; empty where none of its
-    tables exist."""
-    profile, judged = shown_cifar_claims(results_dir, profile)
-    if judged is None:
-        return {}
-    return {f"CIFAR-10, {get_profile('cifar10', profile).description} (`{profile}`)": judged}
-
-
 SHORT_REGIMES = {  # (dataset, profile) -> its column in the findings table
     ("mog", "paper"): "MoG, our schedule",
     ("mog", "quick"): "MoG, our schedule (3 seeds)",
@@ -616,22 +335,241 @@ SHORT_REGIMES = {  # (dataset, profile) -> its column in the findings table
     ("cifar10", "paper"): "CIFAR-10, fast ResNet",
     ("cifar10", "faithful"): "CIFAR-10, WideResNet",
 }
+MOG_STUDIES = ("increasing_experts", "expert_dependence", "authors_experts")
+CIFAR_STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
 
 
-def findings(results_dir, mog_profiles, cifar_profile: str | None = None) -> pd.DataFrame:
-    """The book's first table: one row per claim of the paper, with its statement and the
-    verdict under each regime whose tables exist (the MoG profiles, then the CIFAR-10
-    profile shown); "-" where a regime does not test a claim."""
-    regimes = {("mog", p): mog_claims(results_dir, p) for p in dict.fromkeys(mog_profiles)}
-    shown, judged = shown_cifar_claims(results_dir, cifar_profile)
-    regimes["cifar10", shown] = judged
-    rows = by_claim({SHORT_REGIMES.get(k, ", ".join(k)): c for k, c in regimes.items()})
-    names = list(rows[0][2]) if rows else []
-    table = [
-        {"claim": claim, "the paper": paper} | {n: "-" if r is None else r["verdict"] for n, r in judged.items()}
-        for claim, paper, judged in rows
+def judged(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
+    """:func:`l2dlib.claims.judge_all` on one profile's tables (None where none exist)."""
+    from .results import find_table
+
+    studies = MOG_STUDIES if dataset == "mog" else CIFAR_STUDIES
+    tables = {s: find_table(results_dir, dataset, s, profile)[0] for s in studies}
+    if all(t is None for t in tables.values()):
+        return None
+    return claims.judge_all(dataset, tables)
+
+
+def regimes(results_dir, mog_profiles, cifar_profile: str | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+    """Judged claims per (dataset, profile) whose tables exist: the MoG profiles, then the
+    CIFAR-10 profile shown (:func:`shown_cifar_profile`)."""
+    keys = [("mog", p) for p in dict.fromkeys(mog_profiles)]
+    keys.append(("cifar10", shown_cifar_profile(results_dir, CIFAR_STUDIES, cifar_profile)))
+    out = {k: judged(results_dir, *k) for k in keys}
+    return {k: v for k, v in out.items() if v is not None and len(v)}
+
+
+def regime_name(dataset: str, profile: str, *, short: bool = False) -> str:
+    if short:
+        return SHORT_REGIMES.get((dataset, profile), f"{dataset}, {profile}")
+    if dataset == "mog":
+        return f"{REGIMES.get(profile, profile)} (`{profile}`)"
+    return f"CIFAR-10, {get_profile('cifar10', profile).description} (`{profile}`)"
+
+
+def family(results: dict) -> tuple[int, float]:
+    """How many intervals all claim tables hold, and each one's level under Bonferroni."""
+    return claims.bonferroni(list(results.values()))
+
+
+def _interval(row) -> str:
+    """A row's estimate and interval, a level claim's as the value itself (not minus the level)."""
+    level = row["kind"] == "level"  # a value, not a change: no sign
+    shift, f = (row["paper effect"], ".4f") if level else (0.0, "+.4f")
+    lo, hi = row["95% interval"]
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{row['estimate'] + shift:{f}} (one replicate, no interval)"
+    return f"{row['estimate'] + shift:{f}} [{lo + shift:{f}}, {hi + shift:{f}}]"
+
+
+def _paper_effect(claim: claims.Claim) -> str:
+    if claim.paper_effect is None:
+        return "direction only"
+    if claim.kind == "level":
+        return f"above {claim.paper_effect:.2f}"
+    return f"{claim.paper_effect:+.4f} ({claim.paper_source})"
+
+
+def _margin(claim: claims.Claim) -> str:
+    if claim.kind == "level":
+        return f"the level {claim.paper_effect:.2f}"
+    sign = "±" if claim.kind == "flat" else ""
+    return f"{sign}{claim.margin:.4f}: {claim.margin_source}"
+
+
+def claims_markdown(results: dict, dataset: str, level: float | None = None) -> str:
+    """One Markdown table of ``dataset``'s claims: the claim and its statistic, the paper's
+    words and effect, *m* and where it comes from, then per regime the estimate, its 95%
+    interval and the verdict; where the verdict changes under a Bonferroni correction at
+    ``level``, the corrected one in brackets."""
+    shown = {k: v.set_index("key") for k, v in results.items() if k[0] == dataset}
+    keys = [c.key for c in claims.CLAIMS if any(c.key in v.index for v in shown.values())]
+    if not keys:
+        return f"*(No {'MoG' if dataset == 'mog' else 'CIFAR-10'} results to judge the claims by.)*"
+    names = [regime_name(*k) for k in shown]
+    lines = [
+        "| claim (statistic) | the paper (section): its effect | *m* | " + " | ".join(names) + " |",
+        "|" + " --- |" * (3 + len(names)),
     ]
-    return pd.DataFrame(table, columns=["claim", "the paper", *names])
+    for key in keys:
+        c = claims.BY_KEY[key]
+        cells = []
+        for v in shown.values():
+            if key not in v.index:
+                cells.append("-")
+                continue
+            row = v.loc[key]
+            text = f"{_interval(row)}: **{row['verdict']}**"
+            if level is not None and (after := claims.corrected_verdict(row, level)) != row["verdict"]:
+                text += f" (Bonferroni: {after})"
+            cells.append(text)
+        lines.append(
+            f'| {c.text} ({c.statistic_name}) | "{c.words}" (§{c.section}): {_paper_effect(c)} | '
+            f"{_margin(c)} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+def findings(results: dict) -> pd.DataFrame:
+    """The book's first table: one row per claim (the same claim on either dataset shares a
+    row), the paper's words, and the verdict under each regime; "-" where a regime does not
+    judge it (a CIFAR-10-only claim in a MoG column, or a table that is missing)."""
+    columns = {regime_name(*k, short=True): v.set_index("key") for k, v in results.items()}
+    rows: dict[str, dict] = {}
+    for c in claims.CLAIMS:
+        row = rows.setdefault(c.text, {"claim": c.text, "the paper": f'"{c.words}" (§{c.section})'})
+        for name, v in columns.items():
+            if c.key in v.index:
+                row[name] = v.loc[c.key, "verdict"]
+    table = pd.DataFrame([r for r in rows.values() if len(r) > 2], columns=["claim", "the paper", *columns])
+    return table.fillna("-")
+
+
+def rule_markdown() -> str:
+    """The verdict rule in one paragraph and a list (Markdown), *m* from the registry."""
+    ece, acc = claims.MARGINS["ece"], claims.MARGINS["system_accuracy"]
+    return (
+        "Each claim's statistic is oriented so that the paper's direction is positive, and its 95% interval "
+        "is placed against 0 and against a size that matters, *m*: half the paper's effect where the paper "
+        f"gives numbers, else a practical margin of {ece:g} ECE (across a study's axis, or as a difference: "
+        'about a fifth of the paper\'s MoG softmax rise, the spread of its own "roughly stable" OvA curve, '
+        f"three times the MoG noise floor) or {acc:g} system accuracy.\n\n"
+        "- **Direction claims**: **reproduced** when the interval lies above *m*; **direction reproduced, "
+        "size unresolved** when it lies above 0 and contains *m*; **same direction, smaller** when it lies "
+        "between 0 and *m*; **not reproduced** when it contains 0 but lies below *m* (the paper's effect is "
+        "ruled out); **reversed** when it lies below 0; **inconclusive** when it contains both 0 and *m*.\n"
+        "- **Flat claims** (an equivalence test): **holds** when the interval lies within ±*m*, **fails** "
+        "when it lies wholly outside, **inconclusive** otherwise.\n"
+        '- **Levels** ("above 40%"): **reproduced** or **not reproduced** by which side of the level '
+        "the interval lies on, else **inconclusive**.\n\n"
+        "Less data widens an interval, and a wider interval can only move a verdict towards inconclusive. "
+        "An interval that cannot be computed (one replicate) is inconclusive."
+    )
+
+
+def multiplicity_markdown(results: dict) -> str:
+    """How many intervals the claim tables hold, that they are not corrected, and how many
+    verdicts survive a Bonferroni correction (the tables name those that do not)."""
+    n, level = family(results)
+    if n == 0:
+        return ""
+    changed = sum(
+        claims.corrected_verdict(row, level) != row["verdict"] for v in results.values() for _, row in v.iterrows()
+    )
+    return (
+        f"The claim tables on this page hold {n} intervals, each at 95% and not corrected for multiplicity. "
+        f"Under a Bonferroni correction (each interval at {level:.2%}, for a family-wise 95%), {n - changed} of the "
+        f"{n} verdicts stand; the tables give the corrected verdict in brackets where it differs."
+    )
+
+
+def markdown_html(text: str) -> str:
+    """The little Markdown of :func:`rule_markdown` (paragraphs, "- " lists, **bold**,
+    *italics*) as HTML, for pages that only HTML reaches."""
+    import html
+    import re
+
+    def inline(t: str) -> str:
+        t = html.escape(t, quote=False)
+        t = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", t)
+        return re.sub(r"\*(.+?)\*", r"<em>\1</em>", t)
+
+    out = []
+    for block in text.split("\n\n"):
+        lines = block.split("\n")
+        if all(line.startswith("- ") for line in lines):
+            out.append("<ul>" + "".join(f"<li>{inline(line[2:])}</li>" for line in lines) + "</ul>")
+        else:
+            out.append(f"<p>{inline(' '.join(lines))}</p>")
+    return "".join(out)
+
+
+#: The first page's questions, each answered from the registry's verdicts of these claims.
+QUESTIONS = (
+    ("Is softmax less calibrated than OvA?", ("mog_gap", "cifar10_gap", "cifar10_specialists_gap")),
+    (
+        "Does the softmax ECE grow as experts are added?",
+        ("mog_softmax_rises", "cifar10_softmax_rises", "cifar10_specialists_softmax_rises"),
+    ),
+    ("Does the random expert's softmax ECE reach the paper's 0.40?", ("mog_random_level", "cifar10_random_level")),
+    (
+        "Does the random expert's softmax ECE rise as the other experts improve?",
+        ("mog_random_rises", "cifar10_random_rises"),
+    ),
+    (
+        "Does the OvA ECE stay flat?",
+        ("mog_ova_flat", "mog_random_ova_flat", "cifar10_ova_flat", "cifar10_random_ova_flat"),
+    ),
+    (
+        "Is OvA's system accuracy higher than softmax's?",
+        ("mog_accuracy", "cifar10_accuracy", "cifar10_specialists_accuracy"),
+    ),
+)
+PLAIN = {  # verdict -> the answer in words
+    "reproduced": "yes, at the paper's size",
+    "direction reproduced, size unresolved": "yes in direction, size unresolved",
+    "same direction, smaller": "yes, but much less than the paper says",
+    "not reproduced": "no: the paper's effect is ruled out",
+    "reversed": "no: the opposite",
+    "inconclusive": "undecided",
+    "holds": "yes",
+    "fails": "no",
+}
+_PLAIN_LEVEL = {"reproduced": "yes", "not reproduced": "no", "inconclusive": "undecided"}
+
+
+def bottom_line(results: dict, primary: tuple[str, ...] = ("paper",)) -> list[str]:
+    """The first page's plain sentences: each of :data:`QUESTIONS` answered per claim from
+    the verdicts of the primary MoG profile(s) and the CIFAR-10 profile shown, with the
+    estimate, its interval and the paper's effect."""
+    shown = {k: v.set_index("key") for k, v in results.items() if k[0] == "cifar10" or k[1] in primary}
+    out = []
+    for question, keys in QUESTIONS:
+        answers = []
+        for key in keys:
+            c = claims.BY_KEY[key]
+            for (dataset, profile), v in shown.items():
+                if key not in v.index:
+                    continue
+                row = v.loc[key]
+                plain = (_PLAIN_LEVEL if c.kind == "level" else PLAIN)[row["verdict"]]
+                where = regime_name(dataset, profile, short=True)
+                if c.study == "specialized_experts":
+                    where += ", specialists"
+                elif c.study == "expert_dependence" and c.method == "ova":
+                    where += ", random expert"
+                paper = "" if c.paper_effect is None else f"; the paper: {_paper_effect(c)}"
+                answers.append(f"{where}: {plain} ({c.statistic_name} {_interval(row)}{paper})")
+        if answers:
+            out.append(f"**{question}** " + "; ".join(answers) + ".")
+    return out
+
+
+def bottom_line_html(sentences: list[str]) -> str:
+    """:func:`bottom_line` as an HTML list (it is pasted into the introduction)."""
+    if not sentences:
+        return "<p><em>No results to judge the paper's claims by.</em></p>"
+    return markdown_html("\n".join(f"- {s}" for s in sentences))
 
 
 def findings_html(table: pd.DataFrame) -> str:

@@ -101,20 +101,29 @@ def check_equations(eta: Tensor, q: Tensor):
     )
 
 
-def shifted_estimates(g: Tensor, num_classes: int, shifts, expert: int = 0):
-    """Eq. 2 and Eq. 3 after adding ``shift`` to expert ``expert``'s deferral score of g.
+def shifted_estimates(g: Tensor, num_classes: int, shifts, *, scores: str = "classes", expert: int = 0):
+    """Eq. 2 and Eq. 3 after moving scores of g by each shift: ``scores="classes"`` lowers
+    every class score by it (a less confident classifier), ``"expert"`` raises expert
+    ``expert``'s deferral score by it.
 
-    Shows Eq. 2's tie across experts (every softmax estimate moves) and its degeneracy
-    (estimates above 1), against Eq. 3 (only that expert's estimate moves).
+    At fixed scores Eq. 2 is exp(g_perp_j) / sum_k exp(g_k): expert j's estimate depends on
+    its own score and the class scores only. Lowering the class scores multiplies every
+    softmax estimate by e^shift (soon above 1) and leaves every OvA estimate as it was;
+    raising one expert's score moves that expert's estimate alone under either read-out.
     """
     import pandas as pd
 
     from .estimators import expert_correctness
 
+    if scores not in ("classes", "expert"):
+        raise ValueError(f"scores must be 'classes' or 'expert', got {scores!r}")
     rows = []
     for shift in shifts:
         h = g.clone()
-        h[num_classes + expert] += shift
+        if scores == "classes":
+            h[:num_classes] -= shift
+        else:
+            h[num_classes + expert] += shift
         sm = expert_correctness(h.unsqueeze(0), num_classes, "softmax")[0]
         ova = expert_correctness(h.unsqueeze(0), num_classes, "ova")[0]
         for j in range(g.shape[-1] - num_classes):

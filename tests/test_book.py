@@ -66,7 +66,7 @@ def test_study_results_and_figures_were_written(built):
     assert "<table" in claims and "Softmax ECE above OvA" in claims  # a table, not Markdown as text
     assert "| claim |" not in figures
     cifar_claims = figures[figures.index("cifar-10-claims-judged") :]
-    assert "<table" in cifar_claims and "the dip at two experts" in cifar_claims  # judged from the CIFAR tables
+    assert "<table" in cifar_claims and "Softmax ECE dips from J = 1 to J = 2" in cifar_claims  # from CIFAR tables
     intro = (html / "intro.html").read_text()
     assert intro.count('role="doc-biblioentry"') >= 8 and "How to cite" in intro  # sphinxcontrib-bibtex, offline
     rerun = (html / "rerun.html").read_text()
@@ -142,14 +142,25 @@ def test_page_reads_correctly_offline_in_chromium(rendered, page):
         assert bool(figures) == (page != "notebooks/03_specialized_experts.html"), f"figures on {page}: {figures}"
 
 
-def test_the_first_page_opens_with_the_findings_table(built):
-    _, html = built
+def test_the_first_page_says_the_bottom_line_then_shows_the_findings_computed_from_the_tables_now(built):
+    """The verdicts on the first page equal those the registry gives on the tables the book
+    read: a stale verdict cannot be shown."""
+    import html as h
+
+    from l2dlib import report
+
+    out, html = built
     intro = (html / "intro.html").read_text()
     findings = intro[intro.index('id="what-the-book-finds"') : intro.index('id="the-problem"')]
-    assert "pst-scrollable-table-container" in findings and "<th>the paper</th>" in findings
-    assert "Softmax ECE above OvA's (increasing experts)" in findings  # pasted from the figures page
-    assert re.search(r"<td>(holds|fails|within noise)</td>", findings)
-    assert "Not reproduced as published" in findings
+    assert "<strong>Is softmax less calibrated than OvA?</strong>" in findings  # the bottom line, first
+    assert findings.index("Is softmax less calibrated") < findings.index("pst-scrollable-table-container")
+    assert "<th>the paper</th>" in findings and "Not reproduced as published" in findings
+    assert "<strong>inconclusive</strong> when it contains both 0 and <em>m</em>" in findings  # the rule
+    expected = report.findings(report.regimes(out / "results", ["smoke", "faithful", "draws"], "smoke"))
+    assert len(expected) > 5
+    table = findings[findings.index("<table") : findings.index("</table>")]
+    rows = [re.findall(r"<td>(.*?)</td>", r, re.S) for r in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]
+    assert rows == [[h.escape(str(v), quote=False) for v in r] for r in expected.itertuples(index=False)]
 
 
 def test_no_build_path_or_injected_cell_reaches_a_page_or_a_download(built):

@@ -83,3 +83,22 @@ def test_bad_input():
         estimators.expert_correctness(torch.zeros(1, 4), 3, "bogus")
     with pytest.raises(ValueError, match="K\\+J"):
         estimators.expert_correctness(torch.zeros(1, 3), 3, "ova")
+
+
+def test_eq2_reads_each_expert_from_its_own_score_and_the_class_scores_only():
+    """The derivations page's demo: lowering the class scores multiplies every softmax
+    estimate by e^shift and moves no OvA estimate; raising expert 0's score moves expert 0
+    alone under either read-out."""
+    import math
+
+    from l2dlib import theory
+
+    g = torch.tensor([0.3, -0.2, 0.1, 0.5, -1.0, 0.2])  # K = 3, J = 3
+    lowered = theory.shifted_estimates(g, 3, [0.0, 1.5], scores="classes").pivot(index="shift", columns="expert")
+    sm, ova = lowered["softmax (Eq. 2)"], lowered["OvA (Eq. 3)"]
+    assert (sm.loc[1.5] / sm.loc[0.0]).to_numpy() == pytest.approx([math.exp(1.5)] * 3, rel=1e-5)
+    assert (ova.loc[1.5] == ova.loc[0.0]).all()
+    raised = theory.shifted_estimates(g, 3, [0.0, 2.0], scores="expert").pivot(index="shift", columns="expert")
+    for col in ("softmax (Eq. 2)", "OvA (Eq. 3)"):
+        assert (raised[col].loc[2.0, [1, 2]] == raised[col].loc[0.0, [1, 2]]).all()
+        assert raised[col].loc[2.0, 0] > raised[col].loc[0.0, 0]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from l2dlib import features, report
+from l2dlib import claims, features, report
 from l2dlib.__main__ import main
 from l2dlib.data.cifar10 import synthetic_cifar10
 from l2dlib.features import ExtractorConfig, feature_dataset, features_path, weights_path
@@ -136,8 +136,9 @@ def test_smoke_runs_of_the_three_studies(tmp_path):
         assert info["settings"]["model_options"] == {"hidden": [128]}
     # The page's choice of profile, and its claim table, come from these tables.
     assert report.shown_cifar_profile(tmp_path, report.CIFAR_STUDIES) == "frozen_features"
-    (title,) = report.cifar_claims_by_profile(tmp_path)
-    assert "frozen CNN features" in title
+    judged = report.regimes(tmp_path, [])
+    assert list(judged) == [("cifar10", "frozen_features")]
+    assert "frozen CNN features" in report.regime_name("cifar10", "frozen_features")
 
 
 def test_gpu_results_take_precedence_where_they_exist(monkeypatch):
@@ -180,15 +181,15 @@ def test_cifar_claims_against_hand_computed_numbers():
                     )
                 )
     inc = pd.DataFrame(rows)
-    table = report.cifar_claims(inc, None, None).set_index("claim")
-    dip = table.loc["Softmax ECE at J = 2 below J = 1 (the dip at two experts)"]
-    assert dip["estimate"] == pytest.approx(((0.07 - 0.10) + (0.11 - 0.12)) / 2)
-    diffs = [-0.03, -0.01]  # t interval with 1 degree of freedom: 12.706 * sd / sqrt(2)
+    table = claims.judge_all("cifar10", {"increasing_experts": inc}).set_index("key")
+    dip = table.loc["cifar10_dip"]  # ECE(1) - ECE(2): the paper's dip is positive
+    assert dip["estimate"] == pytest.approx(((0.10 - 0.07) + (0.12 - 0.11)) / 2)
+    diffs = [0.03, 0.01]  # t interval with 1 degree of freedom: 12.706 * sd / sqrt(2)
     half = 12.706 * pd.Series(diffs).std() / 2**0.5
-    assert dip["95% interval"] == pytest.approx((-0.02 - half, -0.02 + half), abs=1e-3)
-    assert dip["verdict"] == "within noise"
-    slope = table.loc["Softmax ECE against the number of experts J", "estimate"]
-    assert slope == pytest.approx(-0.02)
+    assert dip["95% interval"] == pytest.approx((0.02 - half, 0.02 + half), abs=1e-3)
+    assert dip["verdict"] == "inconclusive"
+    rise = table.loc["cifar10_softmax_rises", "estimate"]  # slope -0.02 over J = 1..2
+    assert rise == pytest.approx(-0.02)
 
 
 def test_the_features_command_without_data_says_how_to_get_it(tmp_path, capsys, monkeypatch):

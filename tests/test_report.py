@@ -26,18 +26,18 @@ def _table(slope_by_method, noise=((0.0, 0.001), (0.001, -0.001), (-0.001, 0.0))
     return pd.DataFrame(rows)
 
 
-def test_trend_recovers_slopes_and_endpoints():
-    t = report.trend(_table({"softmax": 0.02, "ova": 0.0}), "num_experts")
-    assert t["softmax"]["slope"] == pytest.approx(0.02)
-    assert t["softmax"]["first"] == pytest.approx(0.12) and t["softmax"]["last"] == pytest.approx(0.18)
-    assert t["ova"]["slope"] == pytest.approx(0.0, abs=1e-12)
-
-
-def test_describe_trend_verdicts():
-    t = report.trend(_table({"softmax": 0.02, "ova": 0.0, "asymmetric_softmax": -0.01}), "num_experts")
-    assert report.describe_trend(t["softmax"], per="expert").startswith("rises (+0.0200")
-    assert report.describe_trend(t["asymmetric_softmax"], per="expert").startswith("falls (-0.0100")
-    assert report.describe_trend(t["ova"], per="expert").startswith("stays flat within noise")
+def test_study_numbers_and_sentences_say_the_registrys_verdicts():
+    table = _table({"softmax": 0.02, "ova": 0.0, "asymmetric_softmax": -0.01}).assign(expert_p=None, data_seed=None)
+    table["frac_estimates_above_1"] = 0.0
+    numbers = report.study_numbers("increasing_experts", table, "mog")
+    assert numbers["softmax_first"] == pytest.approx(0.12) and numbers["softmax_last"] == pytest.approx(0.18)
+    assert numbers["softmax_verdict"].startswith("changes by +0.0600 [")
+    assert numbers["softmax_verdict"].endswith("(the paper: +0.0921; *m* = 0.0461): **reproduced**")
+    assert numbers["ova_verdict"].endswith("(the paper: -0.0046; *m* = ±0.0200): **holds**")
+    assert numbers["asymmetric_softmax_verdict"].startswith("changes by -0.0300 [")
+    assert numbers["asymmetric_softmax_verdict"].endswith("(no claim of the paper)")
+    text = report.trend_sentences("increasing_experts", "mog", table)
+    assert text.startswith("Softmax: 0.1200 at J = 1, 0.1800 at J = 4; it changes by +0.0600")
 
 
 def test_ranking_and_its_stability():
@@ -82,51 +82,14 @@ def test_describe_failures_states_what_the_numbers_say():
     assert report.describe_failures(table, "asymmetric_softmax").endswith("no sign of a training problem.")
 
 
-def test_t_quantiles_match_the_tables():
-    for df, value in ((1, 12.706), (4, 2.776), (9, 2.262), (29, 2.045)):
-        assert report.t_quantile(0.975, df) == pytest.approx(value, abs=1e-3)
-
-
-def test_mean_ci_by_hand():
-    mean, lo, hi = report.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
-    half = 2.776445 * (2.5**0.5) / 5**0.5  # t(0.975, 4) * sd / sqrt(n)
-    assert mean == 3.0 and lo == pytest.approx(3 - half, abs=1e-4) and hi == pytest.approx(3 + half, abs=1e-4)
-
-
-@pytest.mark.parametrize(
-    "estimate,expect,word",
-    [
-        ((0.02, 0.01, 0.03), "positive", "holds"),
-        ((0.02, 0.01, 0.03), "negative", "fails"),
-        ((-0.02, -0.03, -0.01), "positive", "fails"),
-        ((0.02, -0.01, 0.05), "positive", "within noise"),
-        ((0.001, -0.01, 0.01), "zero", "holds"),
-        ((0.02, 0.01, 0.03), "zero", "fails"),
-        ((0.02, float("nan"), float("nan")), "positive", "within noise"),
-    ],
-)
-def test_verdicts(estimate, expect, word):
-    assert report.verdict(estimate, expect) == word
-
-
-def test_claims_read_slopes_and_paired_differences_off_the_table():
-    # softmax ECE rises 0.02 per expert with seed noise, OvA is flat: the verdicts say so.
-    table = _table({"softmax": 0.02, "ova": 0.0}).assign(data_seed=float("nan"))
-    claims = report.claims(table, None).set_index("claim")
-    rise = claims.loc["Softmax ECE against the number of experts J"]
-    assert rise["verdict"] == "holds" and rise["estimate"] == pytest.approx(0.02)
-    assert claims.loc["OvA ECE against the number of experts J", "verdict"] == "holds"
-    assert claims.loc["Softmax ECE above OvA's (increasing experts)", "verdict"] == "holds"
-    assert set(report.format_claims(report.claims(table, None)).columns) >= {"estimate [95% interval]", "verdict"}
-
-
 def test_the_findings_table_lists_each_regimes_verdicts_and_a_dash_where_it_has_none():
-    table = report.findings(None, ["paper", "faithful"])
-    mog = report.mog_claims(None, "paper").set_index("claim")["verdict"]
-    shown, cifar = report.shown_cifar_claims(None)
-    cifar = cifar.set_index("claim")["verdict"]
+    results = report.regimes(None, ["paper", "faithful"])
+    table = report.findings(results)
+    mog = results["mog", "paper"].set_index("claim")["verdict"]
+    (cifar_key,) = [k for k in results if k[0] == "cifar10"]
+    cifar = results[cifar_key].set_index("claim")["verdict"]
     assert list(table.columns[:4]) == ["claim", "the paper", "MoG, our schedule", "MoG, the authors' schedule"]
-    column = report.SHORT_REGIMES["cifar10", shown]
+    column = report.SHORT_REGIMES[cifar_key]
     for row in table.itertuples(index=False):
         row = dict(zip(table.columns, row))
         assert row["MoG, our schedule"] == mog.get(row["claim"], "-")
@@ -134,3 +97,22 @@ def test_the_findings_table_lists_each_regimes_verdicts_and_a_dash_where_it_has_
     assert set(mog.index) | set(cifar.index) == set(table["claim"])
     html = report.findings_html(table)
     assert html.count("<tr>") == len(table) + 1 and "text-align: right" not in html
+
+
+def test_the_bottom_line_answers_each_question_from_the_verdicts():
+    results = report.regimes(None, ["paper"])
+    sentences = report.bottom_line(results)
+    assert len(sentences) == len(report.QUESTIONS)
+    mog = results["mog", "paper"].set_index("key")
+    gap = mog.loc["mog_gap"]
+    lo, hi = gap["95% interval"]
+    assert sentences[0].startswith("**Is softmax less calibrated than OvA?** MoG, our schedule: ")
+    assert (
+        f"{report.PLAIN[gap['verdict']]} (ECE difference, mean over J {gap['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        in sentences[0]
+    )
+    html = report.bottom_line_html(sentences)
+    assert html.startswith("<ul><li><strong>Is softmax less calibrated than OvA?</strong>") and html.count("<li>") == 6
+    assert "(Bonferroni" not in report.claims_markdown(results, "mog")  # only with a level
+    n, level = report.family(results)
+    assert n == sum(len(v) for v in results.values()) and level == pytest.approx(1 - 0.05 / n)

@@ -1,0 +1,352 @@
+"""The paper's claims as records, and each judged on a regime's tables.
+
+Every verdict the book prints comes from :data:`CLAIMS` through :func:`judge`: the claim
+tables, the findings table and the sentences on the first page. A claim's statistic is
+oriented so that the paper's direction is positive; its margin *m* is half the paper's
+effect where the paper gives numbers, else a stated practical margin (:data:`MARGINS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .studies import AXES
+
+#: Figure 1 (a) as the authors plot it (MoG, increasing experts), read off their figure.
+PAPER_FIG1A = {
+    "num_experts": (1, 2, 4, 6, 8),
+    "softmax": (0.0357, 0.0394, 0.0422, 0.0781, 0.1317),
+    "ova": (0.0311, 0.0381, 0.0234, 0.0351, 0.0272),
+}
+
+
+def _paper_fig1a_change(method: str) -> float:
+    """The least-squares rise of the paper's plotted ECE over J = 1..8 (slope x 7)."""
+    j = np.asarray(PAPER_FIG1A["num_experts"], dtype=float)
+    return float(np.polyfit(j, PAPER_FIG1A[method], 1)[0] * (j.max() - j.min()))
+
+
+#: The paper's effects where it gives numbers (Figure 1 (a); the 40% of Section 5.3).
+PAPER_EFFECTS = {
+    "mog_softmax_rise": _paper_fig1a_change("softmax"),  # +0.092
+    "mog_ova_change": _paper_fig1a_change("ova"),  # -0.005
+    "mog_gap": float(np.mean(np.subtract(PAPER_FIG1A["softmax"], PAPER_FIG1A["ova"]))),  # +0.034
+    "random_level": 0.40,  # "reaching values above 40%"
+}
+
+#: Practical margins where the paper gives only a direction: an ECE change of 0.02 across a
+#: study's axis (about a fifth of the paper's MoG softmax rise, the spread of its own "roughly
+#: stable" OvA curve, three times the MoG noise floor) and 0.005 of system accuracy.
+MARGINS = {"ece": 0.02, "system_accuracy": 0.005}
+
+
+#: The ends of each study's grid in the paper, as the statistics' names say them.
+GRID_ENDS = {
+    "increasing_experts": ("1", "8"),
+    "authors_experts": ("1", "8"),
+    "specialized_experts": ("1", "5"),
+    "expert_dependence": ("0.2", "0.95"),
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper on one dataset.
+
+    ``statistic``: ``change`` (the fitted rise of ``metric`` over the study's axis, per
+    replicate), ``gap`` (``method`` minus ``other``, paired, each configuration once),
+    ``dip`` (the value at J = 1 minus at J = 2) or ``level`` (the value at the axis' largest
+    point minus ``paper_effect``).
+    """
+
+    key: str
+    dataset: str  # mog | cifar10
+    study: str
+    text: str  # the claim in our words, as the tables show it
+    words: str  # the paper's words
+    section: str
+    kind: str  # direction | flat | level
+    statistic: str  # change | gap | dip | level
+    method: str
+    metric: str = "ece"
+    other: str | None = None
+    paper_effect: float | None = None  # in the statistic's units, None: direction only
+    paper_source: str = ""
+
+    @property
+    def expert_kind(self) -> str | None:
+        return AXES[self.study].expert_kind
+
+    @property
+    def margin(self) -> float:
+        """*m*: half the paper's effect where it gives one, else :data:`MARGINS`; for a
+        level, the level itself is what the interval is read against (0 after subtracting
+        it) and *m* only says how far off a miss is."""
+        if self.kind == "direction" and self.paper_effect is not None:
+            return abs(self.paper_effect) / 2
+        return MARGINS[self.metric]
+
+    @property
+    def margin_source(self) -> str:
+        if self.kind == "level":
+            return f"the paper's level {self.paper_effect:.2f}"
+        if self.kind == "direction" and self.paper_effect is not None:
+            return f"half the paper's effect ({self.paper_source})"
+        what = "system accuracy" if self.metric == "system_accuracy" else "ECE"
+        return f"practical margin ({what}{' across the axis' if self.statistic == 'change' else ''})"
+
+    @property
+    def statistic_name(self) -> str:
+        axis = AXES[self.study]
+        lo, hi = GRID_ENDS[self.study]
+        metric = "ECE" if self.metric == "ece" else "system accuracy"
+        if self.statistic == "change":
+            return f"{metric}({axis.symbol}={hi}) - {metric}({axis.symbol}={lo}), fitted line"
+        if self.statistic == "gap":
+            return f"{metric} difference, mean over {axis.symbol}"
+        if self.statistic == "dip":
+            return "ECE(J=1) - ECE(J=2)"
+        return f"the random expert's ECE at {axis.symbol}={hi}"
+
+    def estimate(self, table: pd.DataFrame) -> stats.Estimate:
+        """The statistic per replicate of ``table`` (this claim's study and dataset)."""
+        x = AXES[self.study].column
+        if self.statistic == "change":
+            return stats.fitted_change(table, self.method, x, self.metric, expert_kind=self.expert_kind)
+        if self.statistic == "gap":
+            return stats.paired_gap(table, self.method, self.other, self.metric, x, expert_kind=self.expert_kind)
+        if self.statistic == "dip":
+            return stats.value_at(table, self.method, x, 2, self.metric, baseline_at=1, sign=-1.0)
+        top = table[x].max()
+        return stats.value_at(table, self.method, x, top, self.metric, level=self.paper_effect, expert_kind="random")
+
+    def applies(self, table: pd.DataFrame | None) -> bool:
+        if table is None or self.method not in set(table["method"]):
+            return False
+        if self.other is not None and self.other not in set(table["method"]):
+            return False
+        if self.statistic == "dip":
+            return {1, 2} <= set(table[AXES[self.study].column])
+        return table[AXES[self.study].column].nunique() > 1 or self.statistic == "gap"
+
+
+def _claims() -> tuple[Claim, ...]:
+    out = []
+    fig1a = "Fig. 1 (a) as plotted"
+    for ds in ("mog", "cifar10"):
+        mog = ds == "mog"
+        for study, suffix in (("increasing_experts", ""), ("authors_experts", ", the authors' expert")):
+            if study == "authors_experts" and not mog:
+                continue
+            tag = "" if study == "increasing_experts" else "_authors"
+            out += [
+                Claim(
+                    f"{ds}_softmax_rises{tag}",
+                    ds,
+                    study,
+                    f"Softmax ECE rises with the number of experts J{suffix}",
+                    "the softmax (blue) ECE tends to increase",
+                    "5.2",
+                    "direction",
+                    "change",
+                    "softmax",
+                    paper_effect=PAPER_EFFECTS["mog_softmax_rise"] if mog else None,
+                    paper_source=fig1a if mog else "",
+                ),
+                Claim(
+                    f"{ds}_ova_flat{tag}",
+                    ds,
+                    study,
+                    f"OvA ECE stays flat in J{suffix}",
+                    "the OvA parameterization (orange) is roughly stable w.r.t. expert size",
+                    "5.2",
+                    "flat",
+                    "change",
+                    "ova",
+                    paper_effect=PAPER_EFFECTS["mog_ova_change"] if mog else None,
+                    paper_source=fig1a if mog else "",
+                ),
+            ]
+        out += [
+            Claim(
+                f"{ds}_gap",
+                ds,
+                "increasing_experts",
+                "Softmax ECE above OvA's (increasing experts)",
+                "softmax (blue) ECE tends to increase [...] OvA [...] roughly stable",
+                "5.2",
+                "direction",
+                "gap",
+                "softmax",
+                other="ova",
+                paper_effect=PAPER_EFFECTS["mog_gap"] if mog else None,
+                paper_source=fig1a if mog else "",
+            ),
+            Claim(
+                f"{ds}_accuracy",
+                ds,
+                "increasing_experts",
+                "OvA's system accuracy above softmax's (increasing experts)",
+                "the OvA parameterization is slightly-to-moderately superior in all cases",
+                "5.2",
+                "direction",
+                "gap",
+                "ova",
+                metric="system_accuracy",
+                other="softmax",
+            ),
+        ]
+        if not mog:
+            out.append(
+                Claim(
+                    "cifar10_dip",
+                    ds,
+                    "increasing_experts",
+                    "Softmax ECE dips from J = 1 to J = 2",
+                    "we do see some cancellation effect with the addition of second expert in Figure 1 (d)",
+                    "5.2",
+                    "direction",
+                    "dip",
+                    "softmax",
+                )
+            )
+        out += [
+            Claim(
+                f"{ds}_random_rises",
+                ds,
+                "expert_dependence",
+                "Softmax ECE of the random expert rises with the others' quality p",
+                "the ECE for the random expert dramatically increases for both datasets",
+                "5.3",
+                "direction",
+                "change",
+                "softmax",
+            ),
+            Claim(
+                f"{ds}_random_level",
+                ds,
+                "expert_dependence",
+                "Softmax ECE of the random expert above 0.40 at the largest p",
+                "reaching values above 40%",
+                "5.3",
+                "level",
+                "level",
+                "softmax",
+                paper_effect=PAPER_EFFECTS["random_level"],
+                paper_source="Section 5.3",
+            ),
+            Claim(
+                f"{ds}_random_ova_flat",
+                ds,
+                "expert_dependence",
+                "OvA ECE of the random expert stays flat in p",
+                "for OvA (orange), the ECE is nearly flat for both datasets",
+                "5.3",
+                "flat",
+                "change",
+                "ova",
+            ),
+        ]
+        if not mog:
+            out += [
+                Claim(
+                    "cifar10_specialists_softmax_rises",
+                    ds,
+                    "specialized_experts",
+                    "Softmax ECE rises with the number of specialists",
+                    "the softmax parameterization still accumulates calibration errors",
+                    "5.4",
+                    "direction",
+                    "change",
+                    "softmax",
+                ),
+                Claim(
+                    "cifar10_specialists_ova_flat",
+                    ds,
+                    "specialized_experts",
+                    "OvA ECE stays flat in the number of specialists",
+                    "OvA is again clearly superior by being stable across the number of experts",
+                    "5.4",
+                    "flat",
+                    "change",
+                    "ova",
+                ),
+                Claim(
+                    "cifar10_specialists_gap",
+                    ds,
+                    "specialized_experts",
+                    "Softmax ECE above OvA's (specialists)",
+                    "For ECE, OvA is again clearly superior",
+                    "5.4",
+                    "direction",
+                    "gap",
+                    "softmax",
+                    other="ova",
+                ),
+                Claim(
+                    "cifar10_specialists_accuracy",
+                    ds,
+                    "specialized_experts",
+                    "OvA's system accuracy above softmax's (specialists)",
+                    "both methods are competitive, with OvA (orange) having a slight edge",
+                    "5.4",
+                    "direction",
+                    "gap",
+                    "ova",
+                    metric="system_accuracy",
+                    other="softmax",
+                ),
+            ]
+    return tuple(out)
+
+
+#: Every claim of Sections 5.2-5.4, per dataset, in the order the tables list them.
+CLAIMS: tuple[Claim, ...] = _claims()
+BY_KEY = {c.key: c for c in CLAIMS}
+
+
+def judge(claim: Claim, table: pd.DataFrame) -> dict:
+    """One claim on one table: the statistic per replicate, its 95% interval, *m* and the
+    verdict (:func:`l2dlib.stats.verdict`)."""
+    est = claim.estimate(table)
+    mean, low, high = est.interval()
+    return {
+        "key": claim.key,
+        "claim": claim.text,
+        "section": claim.section,
+        "the paper": claim.words,
+        "kind": claim.kind,
+        "statistic": claim.statistic_name,
+        "paper effect": claim.paper_effect,
+        "m": claim.margin,
+        "m from": claim.margin_source,
+        "estimate": mean,
+        "95% interval": (low, high),
+        "replicates": est.n,
+        "verdict": stats.verdict(claim.kind, low, high, claim.margin),
+        "values": est.values,
+    }
+
+
+def judge_all(dataset: str, tables: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
+    """Every claim on ``dataset`` that ``tables`` (study -> table or None) can judge."""
+    rows = [judge(c, tables[c.study]) for c in CLAIMS if c.dataset == dataset and c.applies(tables.get(c.study))]
+    return pd.DataFrame(rows)
+
+
+def bonferroni(judged: list[pd.DataFrame], alpha: float = 0.05) -> tuple[int, float]:
+    """How many intervals the tables hold, and the level of each under a Bonferroni
+    correction of the family at ``alpha``."""
+    n = int(sum(len(j) for j in judged if j is not None))
+    return n, 1 - alpha / max(n, 1)
+
+
+def corrected_verdict(row: dict | pd.Series, level: float) -> str:
+    """The verdict of a :func:`judge` row with its interval at ``level``."""
+    claim = BY_KEY[row["key"] if "key" in row else row.name]
+    _, low, high = stats.Estimate(tuple(row["values"])).interval(level)
+    return stats.verdict(claim.kind, low, high, claim.margin)
