@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from . import numerics
 from .profiles import Profile
 from .studies import RunConfig
 
@@ -109,12 +110,19 @@ def make_executor(kind: str, options: ClusterOptions, profile: Profile, folder: 
 
 
 def job(
-    batch: list[RunConfig], profile: Profile, data_dir, results_dir, device: str, git_commit: str
+    batch: list[RunConfig],
+    profile: Profile,
+    data_dir,
+    results_dir,
+    device: str,
+    git_commit: str,
+    numerics_mode: str | None = None,
 ):  # -> runner.BatchResult
-    """What one job runs: train the batch, write its cache entries, return the result."""
+    """What one job runs: train the batch, write its cache entries, return the result (a
+    job whose numerics differ from the submitter's refuses: its keys would not match)."""
     from . import results, runner
 
-    res = runner._worker(batch, profile, data_dir, results_dir, device)
+    res = runner._worker(batch, profile, data_dir, results_dir, device, numerics_mode)
     data = runner.worker_data(profile, batch[0].data_seed, data_dir, results_dir, device)
     where = f"{results.device_name(torch.device(device))}, cluster job"
     runner.cache_batch(batch, res, data, profile, Path(results_dir), where, git_commit)
@@ -144,8 +152,9 @@ def run_jobs(
     gpus, job_device = job_resources(options, profile, device)
     folder = Path(results_dir) / "jobs" / f"{profile.dataset}-{profile.name}"
     executor = make_executor(kind, options, profile, folder, gpus)
+    mode = numerics.mode()
     with executor.batch():
-        jobs = [executor.submit(job, b, profile, data_dir, results_dir, job_device, git_commit) for b in batches]
+        jobs = [executor.submit(job, b, profile, data_dir, results_dir, job_device, git_commit, mode) for b in batches]
     if on_submitted is not None:
         on_submitted(jobs)
     pending = dict(zip(jobs, batches))

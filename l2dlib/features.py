@@ -63,7 +63,10 @@ def weights_path(folder: Path, cfg: ExtractorConfig, images: Dataset) -> Path:
 
 
 def features_path(folder: Path, cfg: ExtractorConfig, images: Dataset) -> Path:
-    return folder / "cache" / f"features-{cfg.key(images.fingerprint)}.pt"
+    """The features' cache file, one per numerics mode (the convolutions' bits depend on it)."""
+    from . import numerics
+
+    return folder / "cache" / f"features-{cfg.key(images.fingerprint)}-{numerics.mode()}.pt"
 
 
 def train_extractor(images: Dataset, cfg: ExtractorConfig, progress: bool = True) -> tuple[FastResNet, dict]:

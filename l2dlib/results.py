@@ -15,6 +15,7 @@ in the same folder and is renamed into place, so a crash never leaves half a fil
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -180,11 +181,19 @@ def write_table(
     """The table, its reliability-diagram bins (``.reliability.csv``), then the provenance
     (written last: its presence and row counts vouch for the other two)."""
     csv_path, json_path = table_paths(results_dir, dataset, study, profile)
-    atomic_write_text(csv_path, table.to_csv(index=False))
-    atomic_write_text(reliability_path(results_dir, dataset, study, profile), reliability.to_csv(index=False))
-    provenance = provenance | {"num_reliability_rows": len(reliability)}
+    text, bins = table.to_csv(index=False), reliability.to_csv(index=False)
+    atomic_write_text(csv_path, text)
+    atomic_write_text(reliability_path(results_dir, dataset, study, profile), bins)
+    provenance = provenance | {
+        "num_reliability_rows": len(reliability),
+        "sha256": {"table": _sha256(text.encode()), "reliability": _sha256(bins.encode())},
+    }
     atomic_write_text(json_path, json.dumps(provenance, indent=1, sort_keys=True))
     return csv_path, json_path
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_table(
@@ -210,13 +219,20 @@ def load_table(
             f"{RESULTS_VERSION}: {hint} --force"
         )
     try:
-        table = pd.read_csv(csv_path)
+        data = csv_path.read_bytes()
+        table = pd.read_csv(io.BytesIO(data))
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ValueError(f"{csv_path} is corrupt ({err}): {hint} --force") from err
     if len(table) != provenance.get(expected_rows, len(table)):
         raise ValueError(
             f"{csv_path} has {len(table)} rows but its provenance says {provenance[expected_rows]} "
             f"(truncated?): {hint} --force"
+        )
+    recorded = (provenance.get("sha256") or {}).get("reliability" if reliability else "table")
+    if recorded is not None and _sha256(data) != recorded:
+        raise ValueError(
+            f"{csv_path} differs from the file its provenance describes (sha256): edited by hand or "
+            f"by another run? {hint} --force"
         )
     return table, provenance
 
@@ -255,8 +271,11 @@ def environment() -> dict[str, Any]:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = "not installed"
+    from . import numerics
+
     return {
         "git_commit": git_commit(),
+        "numerics": numerics.state(),
         "python": platform.python_version(),
         "packages": versions,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

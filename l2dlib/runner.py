@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 
-from . import METHODS, results
+from . import METHODS, numerics, results
 from .data import Dataset
 from .evaluation import BIN_KEYS, COLUMNS, RELIABILITY_COLUMNS, ROW_KEYS, evaluate
 from .experts import draw_predictions
@@ -235,15 +235,28 @@ def make_batches(todo: Sequence[RunConfig], profile: Profile, num_classes: int) 
 _worker_data: dict[tuple, Dataset] = {}
 
 
+def run_key(cfg: RunConfig, profile: Profile, data_fingerprint: str) -> str:
+    """The cache key of one configuration: everything that decides its numbers, the data and
+    the numerics mode of this process (:func:`l2dlib.numerics.mode`)."""
+    return results.config_key(cfg.as_dict(profile) | {"data": data_fingerprint, "numerics": numerics.mode()})
+
+
 def _worker(
     cfgs: list[RunConfig],
     profile: Profile,
     data_dir: Path | None = None,
     results_dir: Path | None = None,
     device: str = "cpu",
+    numerics_mode: str | None = None,
 ) -> BatchResult:
     """One batch in a worker process or cluster job (on a CPU: one thread); the data is made
-    (CIFAR-10 features: read from their cache) once per process."""
+    (CIFAR-10 features: read from their cache) once per process. ``numerics_mode``: the
+    mode the run's keys were made in; a process that computes in another refuses."""
+    if numerics_mode is not None and numerics.mode() != numerics_mode:
+        raise RuntimeError(
+            f"this process computes in numerics mode {numerics.mode()}, the run's keys are for "
+            f"{numerics_mode}: give both the same ATEN_CPU_CAPABILITY, MKL_CBWR and L2D_NUMERICS"
+        )
     if device == "cpu":
         torch.set_num_threads(1)
     return train_batch(cfgs, worker_data(profile, cfgs[0].data_seed, data_dir, results_dir, device), profile)
@@ -272,7 +285,7 @@ def cache_batch(
 ) -> None:
     """Write each configuration's cache entry (atomically: concurrent jobs are safe)."""
     for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
-        key = results.config_key(c.as_dict(prof) | {"data": data.fingerprint})
+        key = run_key(c, prof, data.fingerprint)
         extra = {
             "best_epoch": best,
             "bins": bins,
@@ -319,7 +332,9 @@ def train_all(
     handled: set[concurrent.futures.Future] = set()
     try:
         with _signals_deferred():  # workers start with Ctrl-C blocked, before their imports
-            futures = {pool.submit(_worker, b, profile, data_dir, results_dir): b for b in batches}
+            futures = {
+                pool.submit(_worker, b, profile, data_dir, results_dir, "cpu", numerics.mode()): b for b in batches
+            }
         for fut in concurrent.futures.as_completed(futures):
             on_done(futures[fut], fut.result())
             handled.add(fut)
@@ -481,7 +496,7 @@ def run_studies(
         return datasets[data_seed]
 
     def key_of(cfg: RunConfig, profile: Profile = prof) -> str:  # profile: one of equal settings
-        return results.config_key(cfg.as_dict(profile) | {"data": data_of(cfg.data_seed).fingerprint})
+        return run_key(cfg, profile, data_of(cfg.data_seed).fingerprint)
 
     if executor != "local" and prof.extractor is not None:  # never train it on a login node
         from .data import cifar10

@@ -7,7 +7,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
+
+import l2dlib  # noqa: F401  before torch: the suite computes in the portable numerics (l2dlib.numerics)
 
 # The book (tests/test_book.py) is built, and its pages rendered in Chromium, in a subprocess
 # that starts when collection ends and runs beside the other tests: much of its time is spent
@@ -85,4 +86,6 @@ def built_book():
 def _threads():
     # The tests are sized for the 2-core CI machine; while the book builds beside them, one
     # core is its (two threads then wait on each other and the suite ran 25% slower).
+    import torch
+
     torch.set_num_threads(1 if _book and _book["proc"].poll() is None else 2)

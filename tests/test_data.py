@@ -80,3 +80,17 @@ def test_the_faithful_profile_is_the_authors_schedule_on_raw_inputs():
     assert raw.fingerprint == make_mog(PAPER, prof.points).fingerprint  # the paper's data, not rescaled
     ours = load_data(get_profile("mog", "paper"), torch.device("cpu"))
     assert abs(float(ours.x["train"].mean())) < 1e-4 < abs(float(raw.x["train"].mean()))
+
+
+def test_the_random_experts_noise_floor_is_the_analytic_one():
+    """All of a random expert's points have P(right) = 1/4 exactly, so its floor is
+    E|X/N - 1/4| for X ~ Binomial(N, 1/4), computed here from the binomial pmf."""
+    import math
+
+    n, q = 2000, 0.25
+    k = np.arange(n + 1)
+    log_pmf = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
+    log_pmf += k * math.log(q) + (n - k) * math.log(1 - q)
+    analytic = float((np.exp(log_pmf) * np.abs(k / n - q)).sum())
+    floor, sd = mog.noise_floor(mog.PAPER, (random_expert(),), n, repeats=400)
+    assert abs(floor - analytic) < 3 * sd / 400**0.5, (floor, analytic)

@@ -2,6 +2,7 @@
 the cache is validated, workers end with their parent, inputs are checked."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -161,6 +162,10 @@ def test_a_table_of_other_settings_is_refused_and_force_replaces_it(tmp_path):
     table = pd.read_csv(csv)
     table.loc[table.method == "ova", "config_key"] = "0" * 16  # as if made with another schedule
     csv.write_text(table.to_csv(index=False))
+    meta = csv.with_suffix(".json")  # by a run: the provenance hashes it
+    prov = json.loads(meta.read_text())
+    prov["sha256"]["table"] = hashlib.sha256(csv.read_bytes()).hexdigest()
+    meta.write_text(json.dumps(prov))
     with pytest.raises(ValueError, match="holds 1 configuration.* other settings.*--force"):
         _smoke(tmp_path, seeds=[1], num_experts=[1])
     with pytest.warns(UserWarning, match="dropping 1 configuration"):
@@ -413,15 +418,67 @@ def test_workers_end_within_seconds_when_their_parent_is_killed(tmp_path):
 # ---------------------------------------------------------------- committed results
 
 
-@pytest.mark.parametrize("study", ["increasing_experts", "expert_dependence"])
-def test_committed_tables_hold_what_this_code_computes(study):
-    """A changed default (schedule, data, experts) changes the keys: this fails until the
-    committed tables are recomputed, so the book never shows numbers of older settings."""
-    table, prov = results.load_table(REPO / "results", "mog", study, "paper")
-    prof = get_profile("mog", "paper")
-    data = R.load_data(prof, R.torch.device("cpu"))
-    assert prov["data_fingerprint"] == data.fingerprint
-    for (method, seed, j, p), rows in table.groupby(["method", "seed", "num_experts", "expert_p"], dropna=False):
-        cfg = R.run_config(study, "mog", "paper", method, seed, j, None if pd.isna(p) else p)
-        key = results.config_key(cfg.as_dict(prof) | {"data": data.fingerprint})
-        assert set(rows["config_key"]) == {key}, (method, seed, j, p)
+COMMITTED = sorted(p for p in (REPO / "results").glob("*/*.json") if not p.name.startswith("extractor"))
+
+
+def test_every_committed_table_is_listed():
+    assert len(COMMITTED) == 11 and {p.parent.name for p in COMMITTED} == {"mog", "cifar10"}
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_committed_tables_hold_what_this_code_computes(path):
+    """Each committed table (and its reliability bins) is the file its provenance hashed,
+    written in the portable numerics, and every row's key is the one this code gives its
+    configuration now: a changed default (schedule, data, experts) fails here until the
+    tables are recomputed, so the book never shows numbers of older settings. The MoG data
+    is remade here; CIFAR-10's images are not in CI, so its fingerprint is the recorded one."""
+    dataset, (study, profile) = path.parent.name, path.stem.split("-")
+    table, prov = results.load_table(REPO / "results", dataset, study, profile)  # checks the sha256
+    results.load_table(REPO / "results", dataset, study, profile, reliability=True)
+    assert set(prov["sha256"]) == {"table", "reliability"}
+    assert prov["numerics"]["portable"] and prov["numerics"]["cpu_capability"] == "DEFAULT"
+    prof = get_profile(dataset, profile)
+    fingerprints = prov["data_fingerprint"]
+    for (method, seed, j, p, d), rows in table.groupby(
+        ["method", "seed", "num_experts", "expert_p", "data_seed"], dropna=False
+    ):
+        d = None if pd.isna(d) else int(d)
+        if dataset == "mog":
+            fingerprint = R.load_data(prof, R.torch.device("cpu"), data_seed=d).fingerprint
+            assert fingerprint == (fingerprints if d is None else fingerprints[str(d)])
+        else:
+            fingerprint = fingerprints
+        cfg = R.run_config(study, dataset, profile, method, seed, j, None if pd.isna(p) else p, d)
+        assert set(rows["config_key"]) == {R.run_key(cfg, prof, fingerprint)}, (method, seed, j, p, d)
+
+
+def test_an_edited_number_in_a_copy_of_a_committed_table_is_caught(tmp_path):
+    """The negative control of the test above."""
+    for f in (REPO / "results" / "mog").glob("increasing_experts-paper.*"):
+        (tmp_path / "mog").mkdir(exist_ok=True)
+        (tmp_path / "mog" / f.name).write_bytes(f.read_bytes())
+    results.load_table(tmp_path, "mog", "increasing_experts", "paper")  # the copy reads
+    csv = tmp_path / "mog" / "increasing_experts-paper.csv"
+    table = pd.read_csv(csv)
+    table.loc[0, "ece"] = 0.777
+    csv.write_text(table.to_csv(index=False))
+    with pytest.raises(ValueError, match="differs from the file its provenance describes"):
+        results.load_table(tmp_path, "mog", "increasing_experts", "paper")
+
+
+@pytest.mark.slow
+def test_the_portable_numerics_give_the_cross_machine_value(tmp_path):
+    """The value another (AVX-512) machine gave for this configuration with
+    ATEN_CPU_CAPABILITY=default and MKL_CBWR=COMPATIBLE; the CLI sets those by default."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "L2D_NUMERICS")}
+    args = "run increasing_experts --profile paper --methods ova --seeds 0 --num-experts 1 --quiet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "l2dlib", *args.split(), "--results-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table, prov = results.load_table(tmp_path, "mog", "increasing_experts", "paper")
+    assert table["ece"].tolist() == [0.00542790360674262]
+    assert prov["numerics"]["portable"] and prov["numerics"]["mkl_cbwr"] == "COMPATIBLE"
