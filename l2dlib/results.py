@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import subprocess
@@ -48,6 +49,10 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: there is no way to read it without setting it
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename,
     so a crash never leaves half a file. An OSError names the path."""
@@ -59,6 +64,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; readable like any file written
         os.replace(tmp, path)
     except OSError as err:
         raise OSError(f"cannot write {path}: {err.strerror or err}") from err
@@ -110,6 +116,25 @@ def _is_number(v: Any) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
+# Which numbers a row or a bin may hold: probabilities and ECEs lie in [0, 1]; the raw
+# softmax estimate's mean and the uncapped ECE may exceed 1; a bin count is a whole number.
+_UNBOUNDED = {"mean_estimate", "ece_uncapped"}
+_NOT_VALUES = {"expert"}
+
+
+def value_problem(name: str, value: Any) -> str | None:
+    """What is wrong with one number of a row or bin (None: missing, allowed), or None."""
+    if value is None or name in _NOT_VALUES:
+        return None
+    if not math.isfinite(value):
+        return f"{name} is {value}"
+    if name == "count":
+        return None if value >= 0 and float(value).is_integer() else f"count is {value}"
+    if value < 0 or (name not in _UNBOUNDED and value > 1):
+        return f"{name} is {value}, outside [0, {'inf' if name in _UNBOUNDED else 1}]"
+    return None
+
+
 def _entry_problem(entry: Any, num_experts: int | None) -> str | None:
     """What is wrong with a parsed cache entry (keys and types), or None."""
     if not isinstance(entry, dict):
@@ -134,6 +159,9 @@ def _entry_problem(entry: Any, num_experts: int | None) -> str | None:
             bad = next((k for k in keys if k not in item or not _is_number(item[k])), None)
             if bad is not None:
                 return f"a {what} lacks a numeric {bad!r}"
+            problem = next((p for k in keys if (p := value_problem(k, item[k]))), None)
+            if problem is not None:
+                return f"a {what}'s {problem}"
     if len(bins) != want * RELIABILITY_BINS:
         return f"{len(bins)} reliability bins for {want} experts"
     return None
@@ -192,6 +220,25 @@ def write_table(
     return csv_path, json_path
 
 
+def _table_problem(table: pd.DataFrame, reliability: bool) -> str | None:
+    """What is wrong with a table's numbers (non-numeric, not finite, out of range, a
+    configuration's expert twice), or None."""
+    keys = BIN_KEYS if reliability else ROW_KEYS
+    ident = ["config_key", "expert", *(["bin_lower"] if reliability else [])]
+    for name in [k for k in keys if k in table]:
+        column = table[name]
+        if not pd.api.types.is_numeric_dtype(column):
+            return f"a non-numeric {name!r}"
+        if name in ("ece", "count", "expert") and column.isna().any():
+            return f"an empty {name!r}"
+        problem = next((p for v in column.dropna() if (p := value_problem(name, float(v)))), None)
+        if problem is not None:
+            return f"a row whose {problem}"
+    if set(ident) <= set(table) and table.duplicated(ident).any():
+        return "a configuration's row twice"
+    return None
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -223,11 +270,15 @@ def load_table(
         table = pd.read_csv(io.BytesIO(data))
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ValueError(f"{csv_path} is corrupt ({err}): {hint} --force") from err
+    if not _is_int(provenance.get(expected_rows, 0)):
+        raise ValueError(f"{json_path} is corrupt ({expected_rows} is {provenance[expected_rows]!r}): {hint} --force")
     if len(table) != provenance.get(expected_rows, len(table)):
         raise ValueError(
             f"{csv_path} has {len(table)} rows but its provenance says {provenance[expected_rows]} "
             f"(truncated?): {hint} --force"
         )
+    if (problem := _table_problem(table, reliability)) is not None:
+        raise ValueError(f"{csv_path} holds {problem}: {hint} --force")
     recorded = (provenance.get("sha256") or {}).get("reliability" if reliability else "table")
     if recorded is not None and _sha256(data) != recorded:
         raise ValueError(

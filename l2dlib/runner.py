@@ -484,8 +484,6 @@ def run_studies(
     # On a cluster the jobs train where their nodes are; this process only loads the data.
     dev = resolve_device(device, prof) if executor == "local" else torch.device("cpu")
     results_dir = results.resolve_dir(results_dir)
-    for s in studies:  # before any compute: a folder we cannot write would lose it all
-        results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
     data_dir = None if data_dir is None else Path(data_dir).expanduser()
     started = time.perf_counter()
     datasets: dict[int | None, Dataset] = {}
@@ -512,6 +510,9 @@ def run_studies(
         data_of(cfgs[0].data_seed)
     states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
     todo = [st.configs[k] for st in states.values() for k in st.configs if k not in st.records]
+    if todo or any(st.dirty or st.on_disk != set(st.configs) for st in states.values()):
+        for s in studies:  # before any compute: a folder we cannot write would lose it all
+            results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
 
     env = results.environment()
     num_classes = data_of(next(iter(grids.values()))[0].data_seed).num_classes
@@ -867,6 +868,8 @@ def study_table(
     live on the CPU (finished configurations come from the cache or the table; ``recompute``
     retrains them); CIFAR-10 reads the committed table unless ``recompute`` is set (a GPU)."""
     get_profile(dataset, profile)  # a clear error for a pair that does not exist
+    if not isinstance(recompute, bool):  # papermill's -p recompute no is the string "no"
+        raise ValueError(f"recompute must be True or False, got {recompute!r}")
     if dataset == "mog" or recompute:
         table = run_studies([study], dataset, profile, results_dir=results_dir, force=recompute, **kwargs)[study]
         _, provenance = results.load_table(results_dir, dataset, study, profile)
@@ -883,6 +886,8 @@ def committed_table(
 ) -> tuple[pd.DataFrame | None, dict | None]:
     """A table a page shows where it exists: (table, provenance), or (None, None).
     With ``recompute`` the study is run first (CIFAR-10: on a GPU)."""
+    if not isinstance(recompute, bool):  # papermill's -p recompute no is the string "no"
+        raise ValueError(f"recompute must be True or False, got {recompute!r}")
     if recompute:
         return study_table(study, dataset, profile, results_dir=results_dir, recompute=True, **kwargs)
     return results.find_table(results_dir, dataset, study, profile)
