@@ -8,7 +8,7 @@ effect where the paper gives numbers, else a stated practical margin (:data:`MAR
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -88,7 +88,7 @@ class Claim:
         it) and *m* only says how far off a miss is."""
         if self.kind == "direction" and self.paper_effect is not None:
             return abs(self.paper_effect) / 2
-        return MARGINS[self.metric]
+        return MARGINS["ece" if self.metric.startswith("ece") else self.metric]
 
     @property
     def margin_source(self) -> str:
@@ -332,10 +332,11 @@ def judge(claim: Claim, table: pd.DataFrame) -> dict:
     }
 
 
-def judge_all(dataset: str, tables: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
-    """Every claim on ``dataset`` that ``tables`` (study -> table or None) can judge."""
-    rows = [judge(c, tables[c.study]) for c in CLAIMS if c.dataset == dataset and c.applies(tables.get(c.study))]
-    return pd.DataFrame(rows)
+def judge_all(dataset: str, tables: dict[str, pd.DataFrame | None], *, ece: str = "ece") -> pd.DataFrame:
+    """Every claim on ``dataset`` that ``tables`` (study -> table or None) can judge; with
+    ``ece`` another ECE column of the tables (e.g. ``ece_adaptive``) in place of the paper's."""
+    chosen = [c if c.metric != "ece" else replace(c, metric=ece) for c in CLAIMS if c.dataset == dataset]
+    return pd.DataFrame([judge(c, tables[c.study]) for c in chosen if c.applies(tables.get(c.study))])
 
 
 def bonferroni(judged: list[pd.DataFrame], alpha: float = 0.05) -> tuple[int, float]:

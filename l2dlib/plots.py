@@ -55,7 +55,28 @@ def ece_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
         "ECE (mean over experts)",
     )
     noise_floor_band(table, "num_experts", ax)
+    if set(table["study"]) == {"increasing_experts"} and set(table["dataset"]) == {"mog"}:
+        paper_values(ax)
     ax.set_xticks(sorted(table["num_experts"].unique()))
+    return ax
+
+
+def paper_values(ax: plt.Axes) -> plt.Axes:
+    """The paper's Fig. 1 (a) as the authors plot it (MoG, softmax and OvA), dotted, so our
+    curves are read against the paper's own numbers."""
+    from .claims import PAPER_FIG1A
+
+    for method in ("softmax", "ova"):
+        ax.plot(
+            PAPER_FIG1A["num_experts"],
+            PAPER_FIG1A[method],
+            color=COLORS[method],
+            ls=":",
+            marker="x",
+            lw=1.2,
+            label=f"{LABELS[method]}, the paper's plotted values",
+        )
+    ax.legend(frameon=False, fontsize="small")
     return ax
 
 

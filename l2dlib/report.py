@@ -350,6 +350,42 @@ def judged(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
     return claims.judge_all(dataset, tables)
 
 
+ESTIMATORS = {  # ECE columns the robustness table judges the claims under
+    "ece": "20 bins (the paper's)",
+    "ece_10": "10 bins",
+    "ece_30": "30 bins",
+    "ece_adaptive": "20 equal-mass bins",
+}
+
+
+def robustness(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
+    """The ECE claims' verdicts on one profile's tables under each of :data:`ESTIMATORS`
+    (rows: claims; columns: estimators); None where no table exists."""
+    from .results import find_table
+
+    studies = MOG_STUDIES if dataset == "mog" else CIFAR_STUDIES
+    tables = {s: find_table(results_dir, dataset, s, profile)[0] for s in studies}
+    if all(t is None for t in tables.values()):
+        return None
+    columns = {}
+    for column, name in ESTIMATORS.items():
+        judged = claims.judge_all(dataset, tables, ece=column)
+        judged = judged[judged["key"].map(lambda k: claims.BY_KEY[k].metric == "ece")]
+        columns[name] = judged.set_index("claim")["verdict"]
+    out = pd.DataFrame(columns)
+    out.insert(len(out.columns), "same under all", (out.nunique(axis=1) == 1).map({True: "yes", False: "**no**"}))
+    return out.reset_index()
+
+
+def table_markdown(table: pd.DataFrame | None, missing: str = "*(No results.)*") -> str:
+    """A small DataFrame as a Markdown table (cells as they are)."""
+    if table is None or table.empty:
+        return missing
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def regimes(results_dir, mog_profiles, cifar_profile: str | None = None) -> dict[tuple[str, str], pd.DataFrame]:
     """Judged claims per (dataset, profile) whose tables exist: the MoG profiles, then the
     CIFAR-10 profile shown (:func:`shown_cifar_profile`)."""

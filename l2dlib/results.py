@@ -14,6 +14,7 @@ in the same folder and is renamed into place, so a crash never leaves half a fil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -21,8 +22,10 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -71,6 +74,34 @@ def atomic_write_text(path: Path, text: str) -> None:
     finally:
         if tmp is not None and Path(tmp).exists():
             Path(tmp).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def table_lock(results_dir, dataset: str, study: str, profile: str) -> Iterator[None]:
+    """Hold the exclusive lock of one study table (a lock file beside it, ``flock``): two runs
+    into one folder take turns, and the second sees what the first wrote. Says once when it
+    waits. Where ``flock`` does not exist (Windows), there is no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    csv = table_paths(results_dir, dataset, study, profile)[0]
+    path = csv.with_name(f".{csv.stem}.lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    except OSError as err:
+        raise OSError(f"cannot write {path}: {err.strerror or err}") from err
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another run that writes {csv} ...", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def check_writable(folder: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import multiprocessing
 import os
 import shlex
@@ -484,6 +485,9 @@ def run_studies(
     # On a cluster the jobs train where their nodes are; this process only loads the data.
     dev = resolve_device(device, prof) if executor == "local" else torch.device("cpu")
     results_dir = results.resolve_dir(results_dir)
+    for s in studies:  # no table yet: it will be written, so prove the folder before any compute
+        if not results.table_paths(results_dir, dataset, s, prof.name)[0].exists():
+            results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
     data_dir = None if data_dir is None else Path(data_dir).expanduser()
     started = time.perf_counter()
     datasets: dict[int | None, Dataset] = {}
@@ -513,6 +517,53 @@ def run_studies(
     if todo or any(st.dirty or st.on_disk != set(st.configs) for st in states.values()):
         for s in studies:  # before any compute: a folder we cannot write would lose it all
             results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
+    with contextlib.ExitStack() as locks:
+        if todo or any(st.dirty or st.on_disk != set(st.configs) for st in states.values()):
+            # One writer per table at a time; under the lock, gather again: a run that held it
+            # meanwhile may have written configurations this one would otherwise drop.
+            for s in studies:
+                locks.enter_context(results.table_lock(results_dir, dataset, s, prof.name))
+            states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
+            todo = [st.configs[k] for st in states.values() for k in st.configs if k not in st.records]
+        return _run_and_write(
+            states,
+            todo,
+            grids,
+            studies,
+            dataset,
+            prof,
+            dev,
+            device,
+            data_dir,
+            results_dir,
+            data_of,
+            key_of,
+            started,
+            progress,
+            executor,
+            cluster_options,
+        )
+
+
+def _run_and_write(
+    states,
+    todo,
+    grids,
+    studies,
+    dataset,
+    prof,
+    dev,
+    device,
+    data_dir,
+    results_dir,
+    data_of,
+    key_of,
+    started,
+    progress,
+    executor,
+    cluster_options,
+) -> dict[str, pd.DataFrame]:
+    """Train what the gathered tables lack, then write each table that changed."""
 
     env = results.environment()
     num_classes = data_of(next(iter(grids.values()))[0].data_seed).num_classes
@@ -610,7 +661,26 @@ def _gather(
         st.records[key] = Record([r | {"best_epoch": entry["best_epoch"]} for r in entry["rows"]], entry["bins"])
 
     # The table on disk: its rows are kept, so no run shrinks it.
-    table, reliability = _read_table(results_dir, prof, study, force)
+    try:
+        table, reliability = _read_table(results_dir, prof, study, force)
+    except _Unreadable as bad:
+        table = reliability = None
+        path = results.table_paths(results_dir, prof.dataset, study, prof.name)[0]
+        lost = 0
+        for method, seed, j, p, d in bad.listed:
+            try:
+                key = key_of(run_config(study, prof.dataset, prof.name, method, seed, j, p, d))
+            except (ValueError, TypeError, KeyError):
+                key = None
+            lost += key not in st.records and key not in asked
+        if lost and not force:
+            raise ValueError(
+                f"{path} is unreadable ({bad.err}), and {lost} of the configurations its provenance lists are "
+                f"not in the cache: restore it (e.g. `git checkout {path}`), or re-run with --force to rebuild "
+                "it without them"
+            ) from None
+        warnings.warn(f"rebuilding {path} from the cache: {bad.err}", stacklevel=3)
+        st.dirty = True
     if table is not None:
         st.previous = table.attrs["provenance"]
         st.dirty = reliability is None  # rebuilt below
@@ -689,6 +759,23 @@ def _reuse_other_profiles(
             st.dirty = True
 
 
+class _Unreadable(Exception):
+    """An unreadable table whose provenance still lists its configurations."""
+
+    def __init__(self, err: ValueError, listed: list) -> None:
+        super().__init__(str(err))
+        self.err, self.listed = err, listed
+
+
+def _listed_configurations(json_path: Path) -> list:
+    """The configurations a table's provenance lists ([method, seed, J, p, data seed]), or []."""
+    try:
+        listed = json.loads(json_path.read_text()).get("configurations", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return listed if isinstance(listed, list) else []
+
+
 def _read_table(results_dir: Path, prof: Profile, study: str, force: bool) -> tuple[pd.DataFrame | None, dict | None]:
     """The table on disk (provenance in ``attrs``) and its reliability bins by key; None
     where absent or unreadable (a warning says what is rebuilt). A table of another results
@@ -708,6 +795,9 @@ def _read_table(results_dir: Path, prof: Profile, study: str, force: bool) -> tu
         warnings.warn(f"--force: replacing an outdated table ({err})", stacklevel=3)
         return None, None
     except ValueError as err:
+        listed = _listed_configurations(csv_path.with_suffix(".json"))
+        if listed:  # the cache must hold what the unreadable table held, or nothing is written
+            raise _Unreadable(err, listed) from err
         warnings.warn(f"rebuilding {csv_path} from the cache: {err}", stacklevel=3)
         return None, None
     table.attrs["provenance"] = provenance

@@ -100,3 +100,14 @@ def test_every_printed_verdict_comes_from_the_registry():
     text = report.claims_markdown(results, "mog", report.family(results)[1])
     assert text.count("\n") == 1 + sum(c.dataset == "mog" for c in claims.CLAIMS)
     assert "+0.0921 (Fig. 1 (a) as plotted)" in text and "0.0461: half the paper's effect" in text
+
+
+def test_another_ece_column_is_judged_in_place_of_the_papers():
+    table = _table({"softmax": 0.02, "ova": 0.0})
+    table["ece_adaptive"] = table["ece"] * 0  # no change anywhere under this estimator
+    paper = claims.judge_all("mog", {"increasing_experts": table}).set_index("key")
+    other = claims.judge_all("mog", {"increasing_experts": table}, ece="ece_adaptive").set_index("key")
+    assert paper.loc["mog_softmax_rises", "verdict"] == "reproduced"
+    assert other.loc["mog_softmax_rises", "verdict"] == "not reproduced"
+    assert other.loc["mog_accuracy", "estimate"] == paper.loc["mog_accuracy", "estimate"]  # not an ECE claim
+    assert other.loc["mog_softmax_rises", "m"] == paper.loc["mog_softmax_rises", "m"]

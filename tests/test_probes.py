@@ -2,7 +2,10 @@
 naming the file, a recomputation where one is possible, and no write where none is needed."""
 
 import json
+import shutil
 import stat
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -120,3 +123,30 @@ def test_files_are_written_world_readable(tmp_path):
 def test_recompute_must_be_a_boolean(tmp_path, value):
     with pytest.raises(ValueError, match=f"recompute must be True or False, got {value!r}"):
         R.study_table("increasing_experts", "mog", "smoke", results_dir=tmp_path, recompute=value)
+
+
+def test_a_truncated_table_without_its_cache_is_not_shrunk_by_a_subset_run(tmp_path):
+    _smoke(tmp_path, num_experts=[1, 2, 3])
+    shutil.rmtree(tmp_path / "mog" / "cache")  # a fresh clone: committed tables, no cache
+    csv = _csv(tmp_path)
+    whole = csv.read_text()
+    csv.write_text("\n".join(whole.splitlines()[:3]))
+    with pytest.raises(ValueError, match=r"is unreadable .*truncated.*2 of the configurations .*git checkout"):
+        _smoke(tmp_path, num_experts=[1])
+    assert csv.read_text() == "\n".join(whole.splitlines()[:3])  # left as it was
+    with pytest.warns(UserWarning, match="rebuilding"):
+        assert len(_smoke(tmp_path, num_experts=[1], force=True)) == 1
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_into_one_folder_lose_nothing(tmp_path):
+    """Overlapping grids, started together: they take turns on the table's lock, and the
+    table and its provenance end with both runs' configurations."""
+    base = [sys.executable, "-m", "l2dlib", "run", "increasing_experts", "--profile", "smoke", "--quiet"]
+    base += ["--methods", "ova", "--results-dir", str(tmp_path), "--num-experts"]
+    procs = [subprocess.Popen([*base, *js], stderr=subprocess.PIPE, text=True) for js in (["1", "2"], ["2", "3"])]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    table, prov = results.load_table(tmp_path, "mog", "increasing_experts", "smoke")
+    assert sorted(table["num_experts"].unique()) == [1, 2, 3] and prov["num_configs"] == 3
+    assert len(prov["runs"]) == 2
