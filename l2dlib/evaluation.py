@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import torch
 
 from . import estimators, metrics
@@ -110,3 +111,18 @@ def evaluate(
         diagram = metrics.reliability_bins(c, r, RELIABILITY_BINS)
         bins += [{"expert": j, **b} for b in diagram.astype(object).where(diagram.notna(), None).to_dict("records")]
     return rows, bins
+
+
+def with_own_floor(table: pd.DataFrame, bins: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``ece_own_floor``: per configuration and expert, the ECE a perfectly
+    calibrated estimate would show in that model's own reliability bins
+    (:func:`l2dlib.metrics.calibrated_floor`), on any dataset."""
+    from .metrics import calibrated_floor
+
+    floors = {
+        key: calibrated_floor(g["count"].to_numpy(), g["confidence"].to_numpy())
+        for key, g in bins.groupby(["config_key", "expert"], sort=False)
+        if g["count"].sum() > 0
+    }
+    index = pd.MultiIndex.from_frame(table[["config_key", "expert"]])
+    return table.assign(ece_own_floor=pd.Series(floors, dtype=float).reindex(index).to_numpy())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import torch
@@ -118,3 +120,28 @@ def accuracy(predictions, y) -> float:
 def coverage(deferral) -> float:
     """Fraction of points the classifier keeps (rejector output 0)."""
     return float((_as_numpy(deferral) == 0).mean())
+
+
+def binomial_mad(n: int, p: float) -> float:
+    """E|X - n p| for X ~ Binomial(n, p), in closed form (de Moivre):
+    2 (k + 1) C(n, k + 1) p^(k + 1) (1 - p)^(n - k), k = floor(n p)."""
+    if n <= 0 or p <= 0.0 or p >= 1.0:
+        return 0.0
+    k = math.floor(n * p)
+    if k >= n:
+        return 0.0
+    log = math.lgamma(n + 1) - math.lgamma(k + 2) - math.lgamma(n - k) + (k + 1) * math.log(p)
+    return 2.0 * (k + 1) * math.exp(log + (n - k) * math.log1p(-p))
+
+
+def calibrated_floor(counts, confidences) -> float:
+    """The ECE a perfectly calibrated estimate would show with these bins: each bin's
+    points right with its mean confidence, so the expected gap is E|X/n - c| per bin,
+    weighted by size. A model's own noise floor, from its reliability bins (the points of
+    one bin are taken at the bin's mean confidence)."""
+    counts = _as_numpy(counts).astype(np.int64)
+    conf = np.clip(np.nan_to_num(_as_numpy(confidences).astype(np.float64)), 0.0, 1.0)
+    total = counts.sum()
+    if total == 0:
+        raise ValueError("expected at least one point in the bins, got none")
+    return float(sum(binomial_mad(int(n), float(c)) for n, c in zip(counts, conf)) / total)

@@ -33,14 +33,29 @@ def _lines(data: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel
 def noise_floor_band(table: pd.DataFrame, x: str, ax: plt.Axes, *, expert_kind: str | None = None) -> plt.Axes:
     """The ECE a perfectly calibrated estimate reaches on a test set of this size (grey:
     from 0 to the floor's mean + 2 standard deviations; dashed: its mean), where the table
-    knows it (MoG). An ECE inside the band cannot be told from perfect calibration."""
+    knows it (MoG). An ECE inside the band cannot be told from perfect calibration; the band
+    is a bias of the ECE, not the resolution of a difference between methods."""
+    d = table if expert_kind is None else table[table["expert_kind"] == expert_kind]
+    own_floor(d, x, ax)
     if "ece_noise_floor" not in table or table["ece_noise_floor"].isna().all():
         return ax
-    d = table if expert_kind is None else table[table["expert_kind"] == expert_kind]
     floor = d.groupby(x)[["ece_noise_floor", "ece_noise_floor_sd"]].mean()
     top = floor["ece_noise_floor"] + 2 * floor["ece_noise_floor_sd"]
     ax.fill_between(floor.index, 0, top, color="0.85", zorder=0, label="noise floor")
     ax.plot(floor.index, floor["ece_noise_floor"], color="0.6", lw=1, ls="--", zorder=0)
+    return ax
+
+
+def own_floor(table: pd.DataFrame, x: str, ax: plt.Axes) -> plt.Axes:
+    """Each method's own floor (thin dashed, its colour): the ECE its models would show if
+    perfectly calibrated, given their own reliability bins (mean over experts and seeds)."""
+    if "ece_own_floor" not in table or table["ece_own_floor"].isna().all():
+        return ax
+    label = "own floor (dashed)"
+    for method in [m for m in COLORS if m in set(table["method"])]:
+        floor = table[table["method"] == method].groupby(x)["ece_own_floor"].mean()
+        ax.plot(floor.index, floor.to_numpy(), color=COLORS[method], ls="--", lw=0.8, alpha=0.8, label=label)
+        label = "_nolegend_"
     return ax
 
 

@@ -271,7 +271,7 @@ def figure1_tables(results_dir, profiles: dict[str, str | None]) -> tuple[dict, 
             profile = shown_cifar_profile(results_dir, studies, profile)
         labels[dataset] = data_title(None, dataset, profile)
         for study in studies:
-            table, info = find_table(results_dir, dataset, study, profile)
+            table, info = find_table(results_dir, dataset, study, profile, own_floor=True)
             tables[dataset, study] = table
             if table is not None:
                 labels[dataset] = data_title(info, dataset, profile)
@@ -589,6 +589,8 @@ def bottom_line(results: dict, primary: tuple[str, ...] = ("paper",)) -> list[st
                     continue
                 row = v.loc[key]
                 plain = (_PLAIN_LEVEL if c.kind == "level" else PLAIN)[row["verdict"]]
+                if row["verdict"] == "reversed" and row["95% interval"][0] > -c.margin:
+                    plain = "no: a small effect the other way"  # smaller than m: not a reversal that matters
                 where = regime_name(dataset, profile, short=True)
                 if c.study == "specialized_experts":
                     where += ", specialists"

@@ -81,3 +81,22 @@ def test_bad_input():
         metrics.ece([0.1, 0.2, 0.3], [1, 0])
     with pytest.raises(ValueError, match="NaN"):
         metrics.ece([float("nan")], [1])
+
+
+def test_binomial_mad_matches_the_pmf_sum():
+    import math
+
+    for n, p in ((10, 0.3), (57, 0.91), (2000, 0.25), (1, 0.5), (5, 0.0)):
+        k = np.arange(n + 1)
+        log_pmf = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
+        pmf = np.exp(log_pmf + k * math.log(max(p, 1e-300)) + (n - k) * math.log1p(-p)) if p > 0 else k == 0
+        assert metrics.binomial_mad(n, p) == pytest.approx(float((pmf * np.abs(k - n * p)).sum()), rel=1e-9, abs=1e-12)
+
+
+def test_calibrated_floor_is_the_ece_of_a_simulated_calibrated_estimate():
+    rng = np.random.default_rng(0)
+    conf = np.repeat([0.125, 0.425, 0.775, 0.975], [300, 50, 900, 150])  # four bins, one value each
+    sims = [metrics.ece(conf, rng.random(conf.size) < conf) for _ in range(4000)]
+    bins = metrics.reliability_bins(conf, conf > 0.5)  # only counts and confidences are read
+    floor = metrics.calibrated_floor(bins["count"], bins["confidence"])
+    assert floor == pytest.approx(np.mean(sims), abs=3 * np.std(sims) / np.sqrt(len(sims)))
