@@ -279,3 +279,13 @@ def test_a_write_error_after_training_names_the_path(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: cannot write {tmp_path}/mog/increasing_experts-smoke.csv: No space left on device"]
     assert len(list((tmp_path / "mog" / "cache").rglob("*.json"))) == 1  # the compute is kept
+
+
+def test_ctrl_c_in_the_features_command_is_one_line(monkeypatch, capsys):
+    import l2dlib.__main__ as cli
+
+    monkeypatch.setattr(cli, "_features", lambda args: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["features"]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "interrupted: nothing of the unfinished extractor or features was written"
+    ]
