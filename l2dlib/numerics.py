@@ -61,7 +61,11 @@ def state() -> dict[str, str | bool | None]:
 def mode() -> str:
     """``portable``, or ``native-<CPU capability>[-MKL_CBWR=...]``: part of every CPU cache key,
     so numbers computed in one mode are never taken for the other's."""
-    s = state()
+    return mode_of(state())
+
+
+def mode_of(s: dict) -> str:
+    """:func:`mode` of a recorded :func:`state` (a table's provenance ``numerics``)."""
     if s["portable"]:
         return "portable"
     return f"native-{s['cpu_capability']}" + (f"-MKL_CBWR={s['mkl_cbwr']}" if s["mkl_cbwr"] else "")

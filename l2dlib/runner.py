@@ -236,10 +236,11 @@ def make_batches(todo: Sequence[RunConfig], profile: Profile, num_classes: int) 
 _worker_data: dict[tuple, Dataset] = {}
 
 
-def run_key(cfg: RunConfig, profile: Profile, data_fingerprint: str) -> str:
+def run_key(cfg: RunConfig, profile: Profile, data_fingerprint: str, mode: str | None = None) -> str:
     """The cache key of one configuration: everything that decides its numbers, the data and
-    the numerics mode of this process (:func:`l2dlib.numerics.mode`)."""
-    return results.config_key(cfg.as_dict(profile) | {"data": data_fingerprint, "numerics": numerics.mode()})
+    the numerics mode (:func:`l2dlib.numerics.mode`: this process's unless ``mode``)."""
+    mode = numerics.mode() if mode is None else mode
+    return results.config_key(cfg.as_dict(profile) | {"data": data_fingerprint, "numerics": mode})
 
 
 def _worker(
