@@ -701,9 +701,10 @@ def _gather(
             path = results.table_paths(results_dir, prof.dataset, study, prof.name)[0]
             if not force:
                 raise ValueError(
-                    f"{path} holds {stale} configuration(s) computed with other settings or data than this "
-                    "code uses (their keys differ): re-run with --force to replace the table by what this "
-                    "code computes, or use another --results-dir"
+                    f"{path} holds {stale} configuration(s) computed with other settings, data or numerics "
+                    f"than this run uses (their keys differ; this process computes in mode {numerics.mode()}, "
+                    "see L2D_NUMERICS): re-run with --force to replace the table by what this run computes, "
+                    "or use another --results-dir"
                 )
             warnings.warn(f"--force: dropping {stale} configuration(s) of other settings from {path}", stacklevel=3)
             st.dirty = True
