@@ -481,6 +481,16 @@ def findings(results: dict) -> pd.DataFrame:
     return table.fillna("-")
 
 
+def paper_fig1a_text() -> str:
+    """The paper's plotted Fig. 1 (a) values in words (:data:`l2dlib.claims.PAPER_FIG1A`)."""
+    fig = claims.PAPER_FIG1A
+    js = ", ".join(map(str, fig["num_experts"]))
+    return (
+        f"softmax ECE {', '.join(f'{v:.4f}' for v in fig['softmax'])} at J = {js}; "
+        f"OvA {', '.join(f'{v:.4f}' for v in fig['ova'])}"
+    )
+
+
 def rule_markdown() -> str:
     """The verdict rule in one paragraph and a list (Markdown), *m* from the registry."""
     ece, acc = claims.MARGINS["ece"], claims.MARGINS["system_accuracy"]
