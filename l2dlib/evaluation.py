@@ -113,16 +113,26 @@ def evaluate(
     return rows, bins
 
 
-def with_own_floor(table: pd.DataFrame, bins: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with ``ece_own_floor``: per configuration and expert, the ECE a perfectly
-    calibrated estimate would show in that model's own reliability bins
-    (:func:`l2dlib.metrics.calibrated_floor`), on any dataset."""
-    from .metrics import calibrated_floor
+#: Columns computed from a table's reliability bins when a page reads it (not stored).
+BIN_COLUMNS = ("ece_own_floor", "ece_l2_debiased")
 
-    floors = {
-        key: calibrated_floor(g["count"].to_numpy(), g["confidence"].to_numpy())
+
+def with_bin_metrics(table: pd.DataFrame, bins: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with, per configuration and expert, from that model's reliability bins:
+    ``ece_own_floor``, the ECE a perfectly calibrated estimate would show in its bins
+    (:func:`l2dlib.metrics.calibrated_floor`), and ``ece_l2_debiased``
+    (:func:`l2dlib.metrics.debiased_l2_ece`); on any dataset."""
+    from .metrics import calibrated_floor, debiased_l2_ece
+
+    values = {
+        key: (
+            calibrated_floor(g["count"].to_numpy(), g["confidence"].to_numpy()),
+            debiased_l2_ece(g["count"].to_numpy(), g["confidence"].to_numpy(), g["accuracy"].to_numpy()),
+        )
         for key, g in bins.groupby(["config_key", "expert"], sort=False)
         if g["count"].sum() > 0
     }
+    per = pd.DataFrame.from_dict(values, orient="index", columns=list(BIN_COLUMNS))
+    per.index = pd.MultiIndex.from_tuples(per.index)
     index = pd.MultiIndex.from_frame(table[["config_key", "expert"]])
-    return table.assign(ece_own_floor=pd.Series(floors, dtype=float).reindex(index).to_numpy())
+    return table.assign(**{c: per[c].reindex(index).to_numpy() for c in BIN_COLUMNS})

@@ -145,3 +145,24 @@ def calibrated_floor(counts, confidences) -> float:
     if total == 0:
         raise ValueError("expected at least one point in the bins, got none")
     return float(sum(binomial_mad(int(n), float(c)) for n, c in zip(counts, conf)) / total)
+
+
+def debiased_l2_ece_squared(counts, confidences, accuracies) -> float:
+    """The debiased estimate of the squared l2 (binned) calibration error of Kumar, Liang &
+    Ma (2019) from reliability bins: sum_b n_b/N [(acc_b - conf_b)^2 - acc_b (1 - acc_b) /
+    (n_b - 1)]. The subtracted term is the sampling variance of a bin's accuracy, so for a
+    calibrated estimate its expectation is 0 at any test size (it can come out negative),
+    where the plug-in ECE keeps its noise floor. Bins of one point carry no variance
+    estimate and are left out."""
+    n = _as_numpy(counts).astype(np.float64)
+    conf, acc = (np.nan_to_num(_as_numpy(a).astype(np.float64)) for a in (confidences, accuracies))
+    if n.sum() == 0:
+        raise ValueError("expected at least one point in the bins, got none")
+    use = n > 1
+    terms = (acc[use] - conf[use]) ** 2 - acc[use] * (1 - acc[use]) / (n[use] - 1)
+    return float((n[use] * terms).sum() / n.sum())
+
+
+def debiased_l2_ece(counts, confidences, accuracies) -> float:
+    """sqrt(max(0, :func:`debiased_l2_ece_squared`)): the debiased l2 ECE, on the ECE's scale."""
+    return math.sqrt(max(0.0, debiased_l2_ece_squared(counts, confidences, accuracies)))

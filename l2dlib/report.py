@@ -271,7 +271,7 @@ def figure1_tables(results_dir, profiles: dict[str, str | None]) -> tuple[dict, 
             profile = shown_cifar_profile(results_dir, studies, profile)
         labels[dataset] = data_title(None, dataset, profile)
         for study in studies:
-            table, info = find_table(results_dir, dataset, study, profile, own_floor=True)
+            table, info = find_table(results_dir, dataset, study, profile, from_bins=True)
             tables[dataset, study] = table
             if table is not None:
                 labels[dataset] = data_title(info, dataset, profile)
@@ -355,6 +355,7 @@ ESTIMATORS = {  # ECE columns the robustness table judges the claims under
     "ece_10": "10 bins",
     "ece_30": "30 bins",
     "ece_adaptive": "20 equal-mass bins",
+    "ece_l2_debiased": "debiased l2, 20 bins",
 }
 
 
@@ -364,7 +365,7 @@ def robustness(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
     from .results import find_table
 
     studies = MOG_STUDIES if dataset == "mog" else CIFAR_STUDIES
-    tables = {s: find_table(results_dir, dataset, s, profile)[0] for s in studies}
+    tables = {s: find_table(results_dir, dataset, s, profile, from_bins=True)[0] for s in studies}
     if all(t is None for t in tables.values()):
         return None
     columns = {}

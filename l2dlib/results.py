@@ -394,21 +394,21 @@ def provenance_table(results_dir) -> pd.DataFrame:
 
 
 def find_table(
-    results_dir, dataset: str, study: str, profile: str, *, own_floor: bool = False
+    results_dir, dataset: str, study: str, profile: str, *, from_bins: bool = False
 ) -> tuple[pd.DataFrame | None, dict | None]:
     """Like :func:`load_table`, but a missing table gives (None, None) instead of an error,
-    for pages that show committed results where they exist; with ``own_floor`` each row's
-    ``ece_own_floor`` from the reliability bins (:func:`l2dlib.evaluation.with_own_floor`)."""
+    for pages that show committed results where they exist; with ``from_bins`` the columns
+    computed from the reliability bins (:func:`l2dlib.evaluation.with_bin_metrics`)."""
     try:
         table, provenance = load_table(results_dir, dataset, study, profile)
     except FileNotFoundError:
         return None, None
-    return (with_floor(results_dir, dataset, study, profile, table) if own_floor else table), provenance
+    return (with_bin_metrics(results_dir, dataset, study, profile, table) if from_bins else table), provenance
 
 
-def with_floor(results_dir, dataset: str, study: str, profile: str, table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with each model's own ECE floor, from the study's reliability bins."""
-    from .evaluation import with_own_floor
+def with_bin_metrics(results_dir, dataset: str, study: str, profile: str, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the columns computed from the study's reliability bins."""
+    from . import evaluation
 
     bins, _ = load_table(results_dir, dataset, study, profile, reliability=True)
-    return with_own_floor(table, bins)
+    return evaluation.with_bin_metrics(table, bins)

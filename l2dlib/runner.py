@@ -970,7 +970,7 @@ def study_table(
     if reliability:
         bins, _ = results.load_table(results_dir, dataset, study, profile, reliability=True)
         return bins[bins["config_key"].isin(set(table["config_key"]))].reset_index(drop=True), provenance
-    return results.with_floor(results_dir, dataset, study, profile, table), provenance
+    return results.with_bin_metrics(results_dir, dataset, study, profile, table), provenance
 
 
 def committed_table(
@@ -982,4 +982,4 @@ def committed_table(
         raise ValueError(f"recompute must be True or False, got {recompute!r}")
     if recompute:
         return study_table(study, dataset, profile, results_dir=results_dir, recompute=True, **kwargs)
-    return results.find_table(results_dir, dataset, study, profile, own_floor=True)
+    return results.find_table(results_dir, dataset, study, profile, from_bins=True)

@@ -100,3 +100,21 @@ def test_calibrated_floor_is_the_ece_of_a_simulated_calibrated_estimate():
     bins = metrics.reliability_bins(conf, conf > 0.5)  # only counts and confidences are read
     floor = metrics.calibrated_floor(bins["count"], bins["confidence"])
     assert floor == pytest.approx(np.mean(sims), abs=3 * np.std(sims) / np.sqrt(len(sims)))
+
+
+def test_debiased_l2_ece_by_hand_and_near_zero_when_calibrated():
+    # Two bins: (n 4, conf 0.5, acc 0.75) and (n 6, conf 0.2, acc 0.5): squared gaps 0.0625 and
+    # 0.09 less variances 0.1875 / 3 and 0.25 / 5, weighted 0.4 and 0.6.
+    value = 0.4 * (0.0625 - 0.0625) + 0.6 * (0.09 - 0.05)
+    assert metrics.debiased_l2_ece([4, 6], [0.5, 0.2], [0.75, 0.5]) == pytest.approx(value**0.5)
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0, 1, 20_000)
+    debiased, plug_in, variance = [], [], []
+    for _ in range(200):
+        b = metrics.reliability_bins(conf, rng.random(conf.size) < conf)
+        b = b[b["count"] > 0]
+        debiased.append(metrics.debiased_l2_ece_squared(b["count"], b["confidence"], b["accuracy"]))
+        plug_in.append(float((b["count"] * (b["accuracy"] - b["confidence"]) ** 2).sum() / b["count"].sum()))
+        variance.append(float((b["count"] * b["accuracy"] * (1 - b["accuracy"]) / (b["count"] - 1)).sum() / 20_000))
+    assert abs(np.mean(debiased)) < 3 * np.std(debiased) / np.sqrt(200) + 1e-6  # unbiased for the squared error
+    assert np.mean(plug_in) == pytest.approx(np.mean(variance), rel=0.05)  # the plug-in is all sampling noise
