@@ -46,10 +46,10 @@ MARGINS = {"ece": 0.02, "system_accuracy": 0.005}
 
 #: The ends of each study's grid in the paper, as the statistics' names say them.
 GRID_ENDS = {
-    "increasing_experts": ("1", "8"),
-    "authors_experts": ("1", "8"),
-    "specialized_experts": ("1", "5"),
-    "expert_dependence": ("0.2", "0.95"),
+    "increasing_experts": (1, 8),
+    "authors_experts": (1, 8),
+    "specialized_experts": (1, 5),
+    "expert_dependence": (0.2, 0.95),
 }
 
 
@@ -76,6 +76,8 @@ class Claim:
     other: str | None = None
     paper_effect: float | None = None  # in the statistic's units, None: direction only
     paper_source: str = ""
+    grid: tuple | None = None  # the axis values the statistic averages over (None: the table's)
+    at: float | None = None  # where a level is read
 
     @property
     def expert_kind(self) -> str | None:
@@ -101,37 +103,53 @@ class Claim:
 
     @property
     def statistic_name(self) -> str:
+        """The statistic's name on the paper's grid."""
+        return self.name_on(*GRID_ENDS[self.study])
+
+    def name_on(self, lo, hi) -> str:
+        """The statistic's name on a grid from ``lo`` to ``hi``."""
         axis = AXES[self.study]
-        lo, hi = GRID_ENDS[self.study]
-        metric = "ECE" if self.metric == "ece" else "system accuracy"
+        metric = "ECE" if self.metric.startswith("ece") else "system accuracy"
         if self.statistic == "change":
-            return f"{metric}({axis.symbol}={hi}) - {metric}({axis.symbol}={lo}), fitted line"
+            return f"{metric}({axis.symbol}={hi:g}) - {metric}({axis.symbol}={lo:g}), fitted line"
         if self.statistic == "gap":
-            return f"{metric} difference, mean over {axis.symbol}"
+            over = f"{axis.symbol} = {', '.join(map(str, self.grid))}" if self.grid else axis.symbol
+            return f"{metric} difference, mean over {over}"
         if self.statistic == "dip":
             return "ECE(J=1) - ECE(J=2)"
-        return f"the random expert's ECE at {axis.symbol}={hi}"
+        return f"the random expert's ECE at {axis.symbol}={self.at:g}"
+
+    def _rows(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The table on the claim's own grid where it has one (the paper's plotted J values)."""
+        x = AXES[self.study].column
+        if self.grid and table[x].isin(self.grid).any():
+            return table[table[x].isin(self.grid)]
+        return table
 
     def estimate(self, table: pd.DataFrame) -> stats.Estimate:
         """The statistic per replicate of ``table`` (this claim's study and dataset)."""
         x = AXES[self.study].column
+        table = self._rows(table)
         if self.statistic == "change":
             return stats.fitted_change(table, self.method, x, self.metric, expert_kind=self.expert_kind)
         if self.statistic == "gap":
             return stats.paired_gap(table, self.method, self.other, self.metric, x, expert_kind=self.expert_kind)
         if self.statistic == "dip":
             return stats.value_at(table, self.method, x, 2, self.metric, baseline_at=1, sign=-1.0)
-        top = table[x].max()
-        return stats.value_at(table, self.method, x, top, self.metric, level=self.paper_effect, expert_kind="random")
+        at = table[x][np.isclose(table[x], self.at)].iloc[0]  # the grid's own float
+        return stats.value_at(table, self.method, x, at, self.metric, level=self.paper_effect, expert_kind="random")
 
     def applies(self, table: pd.DataFrame | None) -> bool:
         if table is None or self.method not in set(table["method"]):
             return False
         if self.other is not None and self.other not in set(table["method"]):
             return False
+        x = table[AXES[self.study].column]
         if self.statistic == "dip":
-            return {1, 2} <= set(table[AXES[self.study].column])
-        return table[AXES[self.study].column].nunique() > 1 or self.statistic == "gap"
+            return {1, 2} <= set(x)
+        if self.statistic == "level":  # the paper's level is at its largest p
+            return bool(np.isclose(x, self.at).any())
+        return x.nunique() > 1 or self.statistic == "gap"
 
 
 def _claims() -> tuple[Claim, ...]:
@@ -185,6 +203,7 @@ def _claims() -> tuple[Claim, ...]:
                 other="ova",
                 paper_effect=PAPER_EFFECTS["mog_gap"] if mog else None,
                 paper_source=fig1a if mog else "",
+                grid=PAPER_FIG1A["num_experts"] if mog else None,  # like for like with the paper's mean
             ),
             Claim(
                 f"{ds}_accuracy",
@@ -238,6 +257,7 @@ def _claims() -> tuple[Claim, ...]:
                 "softmax",
                 paper_effect=PAPER_EFFECTS["random_level"],
                 paper_source="Section 5.3",
+                at=0.95,
             ),
             Claim(
                 f"{ds}_random_ova_flat",
@@ -309,6 +329,11 @@ CLAIMS: tuple[Claim, ...] = _claims()
 BY_KEY = {c.key: c for c in CLAIMS}
 
 
+def _ends(claim: Claim, table: pd.DataFrame) -> tuple:
+    x = claim._rows(table)[AXES[claim.study].column]
+    return x.min(), x.max()
+
+
 def judge(claim: Claim, table: pd.DataFrame) -> dict:
     """One claim on one table: the statistic per replicate, its 95% interval, *m* and the
     verdict (:func:`l2dlib.stats.verdict`)."""
@@ -320,7 +345,7 @@ def judge(claim: Claim, table: pd.DataFrame) -> dict:
         "section": claim.section,
         "the paper": claim.words,
         "kind": claim.kind,
-        "statistic": claim.statistic_name,
+        "statistic": claim.name_on(*_ends(claim, table)),
         "paper effect": claim.paper_effect,
         "m": claim.margin,
         "m from": claim.margin_source,

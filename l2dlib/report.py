@@ -371,6 +371,8 @@ def robustness(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
     columns = {}
     for column, name in ESTIMATORS.items():
         judged = claims.judge_all(dataset, tables, ece=column)
+        if judged.empty:  # no claim applies (e.g. only methods the paper does not judge)
+            return None
         judged = judged[judged["key"].map(lambda k: claims.BY_KEY[k].metric == "ece")]
         columns[name] = judged.set_index("claim")["verdict"]
     out = pd.DataFrame(columns)
@@ -583,6 +585,11 @@ PLAIN = {  # verdict -> the answer in words
     "fails": "no",
 }
 _PLAIN_LEVEL = {"reproduced": "yes", "not reproduced": "no", "inconclusive": "undecided"}
+_PLAIN_MARGIN = {  # where the paper gives a direction only, the answer is against m
+    "reproduced": "yes, by more than m = {m:g}",
+    "same direction, smaller": "yes, but by less than m = {m:g}",
+    "not reproduced": "no: an effect of m = {m:g} is ruled out",
+}
 
 
 def bottom_line(results: dict, primary: tuple[str, ...] = ("paper",)) -> list[str]:
@@ -600,6 +607,8 @@ def bottom_line(results: dict, primary: tuple[str, ...] = ("paper",)) -> list[st
                     continue
                 row = v.loc[key]
                 plain = (_PLAIN_LEVEL if c.kind == "level" else PLAIN)[row["verdict"]]
+                if c.kind == "direction" and c.paper_effect is None:  # judged against m, not a paper size
+                    plain = _PLAIN_MARGIN.get(row["verdict"], plain).format(m=c.margin)
                 if row["verdict"] == "reversed" and row["95% interval"][0] > -c.margin:
                     plain = "no: a small effect the other way"  # smaller than m: not a reversal that matters
                 where = regime_name(dataset, profile, short=True)
@@ -608,7 +617,7 @@ def bottom_line(results: dict, primary: tuple[str, ...] = ("paper",)) -> list[st
                 elif c.study == "expert_dependence" and c.method == "ova":
                     where += ", random expert"
                 paper = "" if c.paper_effect is None else f"; the paper: {_paper_effect(c)}"
-                answers.append(f"{where}: {plain} ({c.statistic_name} {_interval(row)}{paper})")
+                answers.append(f"{where}: {plain} ({row['statistic']} {_interval(row)}{paper})")
         if answers:
             out.append(f"**{question}** " + "; ".join(answers) + ".")
     return out

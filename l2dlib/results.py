@@ -63,7 +63,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:  # the bytes the sha256 hashed
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -310,7 +310,10 @@ def load_table(
         )
     if (problem := _table_problem(table, reliability)) is not None:
         raise ValueError(f"{csv_path} holds {problem}: {hint} --force")
-    recorded = (provenance.get("sha256") or {}).get("reliability" if reliability else "table")
+    hashes = provenance.get("sha256") or {}
+    if not isinstance(hashes, dict):
+        raise ValueError(f"{json_path} is corrupt (sha256 is {hashes!r}): {hint} --force")
+    recorded = hashes.get("reliability" if reliability else "table")
     if recorded is not None and _sha256(data) != recorded:
         raise ValueError(
             f"{csv_path} differs from the file its provenance describes (sha256): edited by hand or "

@@ -522,7 +522,7 @@ def run_studies(
         if todo or any(st.dirty or st.on_disk != set(st.configs) for st in states.values()):
             # One writer per table at a time; under the lock, gather again: a run that held it
             # meanwhile may have written configurations this one would otherwise drop.
-            for s in studies:
+            for s in sorted(studies):  # one order for every run: no two wait on each other
                 locks.enter_context(results.table_lock(results_dir, dataset, s, prof.name))
             states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
             todo = [st.configs[k] for st in states.values() for k in st.configs if k not in st.records]
@@ -651,7 +651,7 @@ def _gather(
             continue
         try:
             entry = results.read_cached(path)
-        except results.OutdatedResults:
+        except (results.OutdatedResults, _Unreadable):
             continue  # its key hashes the old version too: it can only be stale
         if entry is None:
             continue
@@ -668,8 +668,9 @@ def _gather(
         table = reliability = None
         path = results.table_paths(results_dir, prof.dataset, study, prof.name)[0]
         lost = 0
-        for method, seed, j, p, d in bad.listed:
+        for listed in bad.listed:
             try:
+                method, seed, j, p, d = listed
                 key = key_of(run_config(study, prof.dataset, prof.name, method, seed, j, p, d))
             except (ValueError, TypeError, KeyError):
                 key = None
@@ -761,7 +762,7 @@ def _reuse_other_profiles(
             st.dirty = True
 
 
-class _Unreadable(Exception):
+class _Unreadable(ValueError):
     """An unreadable table whose provenance still lists its configurations."""
 
     def __init__(self, err: ValueError, listed: list) -> None:

@@ -80,8 +80,10 @@ def test_judging_a_hand_made_table():
     rise = judged.loc["mog_softmax_rises"]
     assert rise["estimate"] == pytest.approx(0.06) and rise["verdict"] == "reproduced"
     assert judged.loc["mog_ova_flat", "verdict"] == "holds"
-    gap = judged.loc["mog_gap"]  # softmax - ova = 0.02 * J, mean over J = 1..4
-    assert gap["estimate"] == pytest.approx(0.05) and gap["verdict"] == "reproduced"
+    gap = judged.loc["mog_gap"]  # softmax - ova = 0.02 * J, mean over the paper's J present: 1, 2, 4
+    assert gap["estimate"] == pytest.approx(0.02 * 7 / 3) and gap["verdict"] == "reproduced"
+    assert gap["statistic"] == "ECE difference, mean over J = 1, 2, 4, 6, 8"
+    assert rise["statistic"] == "ECE(J=4) - ECE(J=1), fitted line"  # the table's own grid
     assert set(judged.index) == {"mog_softmax_rises", "mog_ova_flat", "mog_gap", "mog_accuracy"}
 
 

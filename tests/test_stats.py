@@ -10,6 +10,9 @@ from l2dlib import stats
 def test_t_quantiles_match_the_tables():
     for df, value in ((1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045)):
         assert stats.t_quantile(0.975, df) == pytest.approx(value, abs=1e-3)
+    # Bonferroni levels: tails far out (tables: 636.62 and 31.60 for q = 0.9995)
+    assert stats.t_quantile(0.9995, 1) == pytest.approx(636.62, abs=0.01)
+    assert stats.t_quantile(0.9995, 2) == pytest.approx(31.60, abs=0.01)
 
 
 def test_mean_ci_by_hand():
