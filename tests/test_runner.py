@@ -485,3 +485,23 @@ def test_the_portable_numerics_give_the_cross_machine_value(tmp_path):
     table, prov = results.load_table(tmp_path, "mog", "increasing_experts", "paper")
     assert table["ece"].tolist() == [0.00542790360674262]
     assert prov["numerics"]["portable"] and prov["numerics"]["mkl_cbwr"] == "COMPATIBLE"
+
+
+def test_a_worker_in_other_numerics_refuses_and_the_suite_is_portable():
+    """Workers and jobs inherit the parent's environment, so they compute in its mode; one
+    that does not (another node's settings) refuses rather than write keys of another mode."""
+    from l2dlib import numerics
+
+    assert numerics.mode() == "portable"  # conftest imports l2dlib before torch
+    cfg = study_configs("increasing_experts", "mog", "smoke", seeds=[0], methods=["ova"], num_experts=[1])
+    with pytest.raises(RuntimeError, match="computes in numerics mode portable, the run's keys are for native-AVX2"):
+        R._worker(cfg, get_profile("mog", "smoke"), numerics_mode="native-AVX2")
+
+
+def test_request_portable_leaves_a_process_that_imported_torch_alone():
+    from l2dlib import numerics
+
+    env = {}
+    assert not numerics.request_portable(env) and env == {}  # torch is imported here
+    with pytest.raises(ValueError, match="L2D_NUMERICS must be 'portable' or 'native', got 'fast'"):
+        numerics.request_portable({"L2D_NUMERICS": "fast"})
