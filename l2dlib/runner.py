@@ -526,100 +526,61 @@ def run_studies(
                 locks.enter_context(results.table_lock(results_dir, dataset, s, prof.name))
             states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
             todo = [st.configs[k] for st in states.values() for k in st.configs if k not in st.records]
-        return _run_and_write(
-            states,
-            todo,
-            grids,
-            studies,
-            dataset,
-            prof,
-            dev,
-            device,
-            data_dir,
-            results_dir,
-            data_of,
-            key_of,
-            started,
-            progress,
-            executor,
-            cluster_options,
+        # Train what the gathered tables lack, then write each table that changed.
+        env = results.environment()
+        num_classes = data_of(next(iter(grids.values()))[0].data_seed).num_classes
+        batches = make_batches(todo, prof, num_classes)
+        device_text = _device_description(dev, prof, len(batches)) if executor == "local" else f"{executor} jobs"
+        total = sum(len(st.configs) for st in states.values())
+        bar = tqdm(
+            total=total,
+            initial=total - len(todo),
+            unit="config",
+            disable=not progress,
+            desc=f"{'+'.join(studies)} ({dataset}, {prof.name})",
         )
 
+        def cache(batch: list[RunConfig], res: BatchResult) -> None:
+            if executor == "local":  # cluster jobs write their own entries (they outlive us)
+                cache_batch(batch, res, data_of(batch[0].data_seed), prof, results_dir, device_text, env["git_commit"])
+            for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
+                st = states[c.study]
+                key = st.keys[c.identity]
+                st.records[key] = Record([r | {"best_epoch": best} for r in rows], bins)
+                st.computed += 1
+                st.dirty = True
+            bar.update(len(batch))
 
-def _run_and_write(
-    states,
-    todo,
-    grids,
-    studies,
-    dataset,
-    prof,
-    dev,
-    device,
-    data_dir,
-    results_dir,
-    data_of,
-    key_of,
-    started,
-    progress,
-    executor,
-    cluster_options,
-) -> dict[str, pd.DataFrame]:
-    """Train what the gathered tables lack, then write each table that changed."""
+        try:
+            if executor == "local":
+                train_all(batches, data_of, prof, dev, cache, progress, data_dir, results_dir)
+            else:
+                from . import cluster
 
-    env = results.environment()
-    num_classes = data_of(next(iter(grids.values()))[0].data_seed).num_classes
-    batches = make_batches(todo, prof, num_classes)
-    device_text = _device_description(dev, prof, len(batches)) if executor == "local" else f"{executor} jobs"
-    total = sum(len(st.configs) for st in states.values())
-    bar = tqdm(
-        total=total,
-        initial=total - len(todo),
-        unit="config",
-        disable=not progress,
-        desc=f"{'+'.join(studies)} ({dataset}, {prof.name})",
-    )
+                options = cluster_options or cluster.ClusterOptions()
+                cluster.run_jobs(
+                    batches, prof, device, options, executor, cache, data_dir, results_dir, env["git_commit"], progress
+                )
+        finally:
+            bar.close()
 
-    def cache(batch: list[RunConfig], res: BatchResult) -> None:
-        if executor == "local":  # cluster jobs write their own entries (they outlive us)
-            cache_batch(batch, res, data_of(batch[0].data_seed), prof, results_dir, device_text, env["git_commit"])
-        for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
-            st = states[c.study]
-            key = st.keys[c.identity]
-            st.records[key] = Record([r | {"best_epoch": best} for r in rows], bins)
-            st.computed += 1
-            st.dirty = True
-        bar.update(len(batch))
-
-    try:
-        if executor == "local":
-            train_all(batches, data_of, prof, dev, cache, progress, data_dir, results_dir)
-        else:
-            from . import cluster
-
-            options = cluster_options or cluster.ClusterOptions()
-            cluster.run_jobs(
-                batches, prof, device, options, executor, cache, data_dir, results_dir, env["git_commit"], progress
-            )
-    finally:
-        bar.close()
-
-    run = {
-        "command": _command(),
-        "device": device_text,
-        "created": env["created"],
-        "git_commit": env["git_commit"],
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        "wall_seconds_covers": list(studies),
-    }
-    tables = {}
-    for study, st in states.items():
-        table, reliability = _assemble(st, data_of)
-        if st.dirty or st.on_disk != set(st.configs):
-            provenance = _provenance(st, table, prof, data_of, env, run)
-            results.write_table(results_dir, dataset, study, prof.name, table, provenance, reliability)
-        asked = {key_of(c) for c in grids[study]}
-        tables[study] = table[table["config_key"].isin(asked)].reset_index(drop=True)
-    return tables
+        run = {
+            "command": _command(),
+            "device": device_text,
+            "created": env["created"],
+            "git_commit": env["git_commit"],
+            "wall_seconds": round(time.perf_counter() - started, 3),
+            "wall_seconds_covers": list(studies),
+        }
+        tables = {}
+        for study, st in states.items():
+            table, reliability = _assemble(st, data_of)
+            if st.dirty or st.on_disk != set(st.configs):
+                provenance = _provenance(st, table, prof, data_of, env, run)
+                results.write_table(results_dir, dataset, study, prof.name, table, provenance, reliability)
+            asked = {key_of(c) for c in grids[study]}
+            tables[study] = table[table["config_key"].isin(asked)].reset_index(drop=True)
+        return tables
 
 
 def _gather(
