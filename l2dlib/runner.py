@@ -513,19 +513,26 @@ def run_studies(
             )
     for cfgs in grids.values():  # fail early on missing CIFAR-10 files
         data_of(cfgs[0].data_seed)
-    states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
+    with warnings.catch_warnings(record=True) as said:  # said once, by the last gathering
+        warnings.simplefilter("always")
+        states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
     todo = [st.configs[k] for st in states.values() for k in st.configs if k not in st.records]
-    if todo or any(st.dirty or st.on_disk != set(st.configs) for st in states.values()):
+    writes = bool(todo) or any(st.dirty or st.on_disk != set(st.configs) for st in states.values())
+    if writes:
         for s in studies:  # before any compute: a folder we cannot write would lose it all
             results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
     with contextlib.ExitStack() as locks:
-        if todo or any(st.dirty or st.on_disk != set(st.configs) for st in states.values()):
+        if writes:
             # One writer per table at a time; under the lock, gather again: a run that held it
             # meanwhile may have written configurations this one would otherwise drop.
             for s in sorted(studies):  # one order for every run: no two wait on each other
                 locks.enter_context(results.table_lock(results_dir, dataset, s, prof.name))
-            states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                states = {s: _gather(s, grids[s], prof, results_dir, key_of, force) for s in studies}
             todo = [st.configs[k] for st in states.values() for k in st.configs if k not in st.records]
+        for w in said:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         # Train what the gathered tables lack, then write each table that changed.
         env = results.environment()
         num_classes = data_of(next(iter(grids.values()))[0].data_seed).num_classes
