@@ -617,7 +617,7 @@ def bottom_line(results: dict, primary: tuple[str, ...] = ("paper",)) -> list[st
                 elif c.study == "expert_dependence" and c.method == "ova":
                     where += ", random expert"
                 paper = "" if c.paper_effect is None else f"; the paper: {_paper_effect(c)}"
-                answers.append(f"{where}: {plain} ({row['statistic']} {_interval(row)}{paper})")
+                answers.append(f"{where}: {plain} ({row['statistic']}: {_interval(row)}{paper})")
         if answers:
             out.append(f"**{question}** " + "; ".join(answers) + ".")
     return out

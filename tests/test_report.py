@@ -108,7 +108,7 @@ def test_the_bottom_line_answers_each_question_from_the_verdicts():
     lo, hi = gap["95% interval"]
     assert sentences[0].startswith("**Is softmax less calibrated than OvA?** MoG, our schedule: ")
     assert (
-        f"{report.PLAIN[gap['verdict']]} ({gap['statistic']} {gap['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        f"{report.PLAIN[gap['verdict']]} ({gap['statistic']}: {gap['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
         in sentences[0]
     )
     html = report.bottom_line_html(sentences)
