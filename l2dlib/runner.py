@@ -619,7 +619,7 @@ def _gather(
             continue
         try:
             entry = results.read_cached(path)
-        except (results.OutdatedResults, _Unreadable):
+        except results.OutdatedResults:
             continue  # its key hashes the old version too: it can only be stale
         if entry is None:
             continue
@@ -709,7 +709,7 @@ def _reuse_other_profiles(
             with warnings.catch_warnings():  # its own runs rebuild what it lacks, not this one
                 warnings.simplefilter("ignore")
                 table, reliability = _read_table(results_dir, oprof, st.study, force=False)
-        except results.OutdatedResults:
+        except (results.OutdatedResults, _Unreadable):  # its own runs deal with it
             continue
         if table is None or reliability is None:
             continue

@@ -151,3 +151,29 @@ def test_two_runs_at_once_into_one_folder_lose_nothing(tmp_path):
     table, prov = results.load_table(tmp_path, "mog", "increasing_experts", "smoke")
     assert sorted(table["num_experts"].unique()) == [1, 2, 3] and prov["num_configs"] == 3
     assert len(prov["runs"]) == 2
+
+
+@pytest.mark.slow
+def test_an_unreadable_table_of_another_profile_is_passed_over(tmp_path):
+    """``paper`` takes configurations from ``quick``'s table where their settings are equal;
+    an unreadable ``quick`` table is that profile's own problem, not an error of this run."""
+
+    def run(profile):
+        return R.run_studies(
+            ["increasing_experts"],
+            "mog",
+            profile,
+            seeds=[0],
+            methods=["ova"],
+            num_experts=[1],
+            results_dir=tmp_path,
+            progress=False,
+        )["increasing_experts"]
+
+    quick = run("quick")
+    csv = tmp_path / "mog" / "increasing_experts-quick.csv"
+    csv.write_text("\n".join(csv.read_text().splitlines()[:1]))  # truncated; its cache is there
+    shutil.rmtree(tmp_path / "mog" / "cache")
+    paper = run("paper")  # retrained: the quick table could not be read
+    same = ["profile", "config_key"]  # the key hashes the profile name
+    pd.testing.assert_frame_equal(paper.drop(columns=same), quick.drop(columns=same), check_exact=True)
