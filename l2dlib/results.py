@@ -217,14 +217,22 @@ def read_cached(path: Path, num_experts: int | None = None) -> dict[str, Any] | 
                 f"{path} was written by results version {entry['results_version']}, this code is version "
                 f"{RESULTS_VERSION}: delete it or re-run with --force"
             )
+    if problem is None and isinstance(entry, dict) and entry.get("sha256") not in (None, _entry_sha(entry)):
+        problem = "its numbers differ from those its sha256 was taken of"
     if problem is not None:
         warnings.warn(f"ignoring invalid cache file {path} ({problem}); recomputing it", stacklevel=2)
         return None
     return entry
 
 
+def _entry_sha(entry: dict[str, Any]) -> str:
+    """The sha256 of an entry's numbers (rows and bins), as stored beside them."""
+    return _sha256(json.dumps({"rows": entry.get("rows"), "bins": entry.get("bins")}, sort_keys=True).encode())
+
+
 def write_cached(path: Path, config: dict[str, Any], rows: list[dict], extra: dict[str, Any]) -> None:
     entry = {"results_version": RESULTS_VERSION, "config": config, "rows": rows, **extra}
+    entry["sha256"] = _entry_sha(entry)  # an edited number no longer passes for a computed one
     atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True))
 
 

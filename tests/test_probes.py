@@ -71,8 +71,9 @@ def test_a_table_with_bad_numbers_is_refused_by_name_and_rebuilt_by_a_run(tmp_pa
         (lambda e: e["rows"][0].update(ece=float("nan")), "ece is nan"),
         (lambda e: e["bins"][0].update(count=-3), "count is -3"),
         (lambda e: e["rows"][0].update(coverage=2.0), "coverage is 2.0"),
+        (lambda e: e["rows"][0].update(ece=0.777), "differ from those its sha256 was taken of"),
     ],
-    ids=["nan", "negative-count", "out-of-range"],
+    ids=["nan", "negative-count", "out-of-range", "edited-in-range"],
 )
 def test_a_cache_entry_with_bad_numbers_is_ignored_by_name_and_recomputed(tmp_path, edit, problem):
     first = _smoke(tmp_path, num_experts=[1])
