@@ -58,9 +58,10 @@ class Claim:
     """One claim of the paper on one dataset.
 
     ``statistic``: ``change`` (the fitted rise of ``metric`` over the study's axis, per
-    replicate), ``gap`` (``method`` minus ``other``, paired, each configuration once),
-    ``dip`` (the value at J = 1 minus at J = 2) or ``level`` (the value at the axis' largest
-    point minus ``paper_effect``).
+    replicate), ``gap`` (``method`` minus ``other``, paired, each configuration once, on
+    ``grid`` where given),
+    ``dip`` (the value at J = 1 minus at J = 2) or ``level`` (the random expert's value at
+    ``at``, the paper's largest p, minus ``paper_effect``).
     """
 
     key: str
