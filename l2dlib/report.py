@@ -339,15 +339,20 @@ MOG_STUDIES = ("increasing_experts", "expert_dependence", "authors_experts")
 CIFAR_STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
 
 
-def judged(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
-    """:func:`l2dlib.claims.judge_all` on one profile's tables (None where none exist)."""
+def profile_tables(results_dir, dataset: str, profile: str, *, from_bins: bool = False) -> dict | None:
+    """The tables of the studies the claims of ``dataset`` read (study -> table or None) for
+    one profile; None where none exist. ``from_bins``: see :func:`l2dlib.results.find_table`."""
     from .results import find_table
 
     studies = MOG_STUDIES if dataset == "mog" else CIFAR_STUDIES
-    tables = {s: find_table(results_dir, dataset, s, profile)[0] for s in studies}
-    if all(t is None for t in tables.values()):
-        return None
-    return claims.judge_all(dataset, tables)
+    tables = {s: find_table(results_dir, dataset, s, profile, from_bins=from_bins)[0] for s in studies}
+    return None if all(t is None for t in tables.values()) else tables
+
+
+def judged(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
+    """:func:`l2dlib.claims.judge_all` on one profile's tables (None where none exist)."""
+    tables = profile_tables(results_dir, dataset, profile)
+    return None if tables is None else claims.judge_all(dataset, tables)
 
 
 ESTIMATORS = {  # ECE columns the robustness table judges the claims under
@@ -362,11 +367,8 @@ ESTIMATORS = {  # ECE columns the robustness table judges the claims under
 def robustness(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
     """The ECE claims' verdicts on one profile's tables under each of :data:`ESTIMATORS`
     (rows: claims; columns: estimators); None where no table exists."""
-    from .results import find_table
-
-    studies = MOG_STUDIES if dataset == "mog" else CIFAR_STUDIES
-    tables = {s: find_table(results_dir, dataset, s, profile, from_bins=True)[0] for s in studies}
-    if all(t is None for t in tables.values()):
+    tables = profile_tables(results_dir, dataset, profile, from_bins=True)
+    if tables is None:
         return None
     columns = {}
     for column, name in ESTIMATORS.items():
