@@ -1,13 +1,16 @@
 """From a trained model's test logits to table rows: estimators -> metrics -> rows.
 
-One row per expert (the ECE with the paper's 20 bins, its variants, the system metrics)
-and one row per (expert, bin) for the reliability diagrams.
+One row per expert (the ECE with the paper's 20 bins, its variants, the system metrics),
+one row per (expert, bin) for the reliability diagrams, and each test point's capped
+estimate (float16) and outcome, which the cache keeps beside the rows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -28,6 +31,7 @@ ROW_KEYS = (
     "ece_10",
     "ece_30",
     "ece_adaptive",
+    "smooth_ece",
     "ece_uncapped",
     "brier",
     # What the results are measured against (MoG, from the true densities; None on CIFAR-10):
@@ -74,16 +78,33 @@ RELIABILITY_COLUMNS = [
 BIN_KEYS = ("expert", "bin_lower", "bin_upper", "count", "confidence", "accuracy")
 
 
+@dataclass(eq=False)
+class Points:
+    """Each test point's estimate of each expert's correctness, capped to [0, 1] and stored
+    as float16 (the smooth ECE is computed from these very values, so it can be recomputed
+    from them exactly), and whether the expert was right; both [N, J]."""
+
+    estimates: np.ndarray  # float16
+    correct: np.ndarray  # bool
+
+    def __eq__(self, other: object) -> bool:  # the same values, bit for bit
+        if not isinstance(other, Points):
+            return NotImplemented
+        return all(np.array_equal(a, b) for a, b in ((self.estimates, other.estimates), (self.correct, other.correct)))
+
+
 def evaluate(
     logits: torch.Tensor, y: torch.Tensor, expert_preds: torch.Tensor, num_classes: int, method: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Points]:
     """Metrics on one split: logits [N, K+J], y [N], expert_preds [N, J].
 
-    Returns (rows, bins): one dict per expert with :data:`ROW_KEYS`, and one dict per
-    (expert, bin) with :data:`BIN_KEYS` (confidence and accuracy None for an empty bin).
+    Returns (rows, bins, points): one dict per expert with :data:`ROW_KEYS`, one dict per
+    (expert, bin) with :data:`BIN_KEYS` (confidence and accuracy None for an empty bin),
+    and the :class:`Points`.
     """
     estimates = estimators.expert_correctness(logits, num_classes, method).cpu()  # [N, J]
     correct = (expert_preds == y.unsqueeze(1)).cpu()
+    points = Points(estimates.clamp(0.0, 1.0).to(torch.float16).numpy(), correct.numpy())
     system = {
         "system_accuracy": metrics.accuracy(estimators.system_predictions(logits, expert_preds, num_classes), y),
         "classifier_accuracy": metrics.accuracy(logits[:, :num_classes].argmax(1), y),
@@ -103,6 +124,7 @@ def evaluate(
                 "ece_10": metrics.ece(c, r, 10),
                 "ece_30": metrics.ece(c, r, 30),
                 "ece_adaptive": metrics.adaptive_ece(c, r, RELIABILITY_BINS),
+                "smooth_ece": metrics.smooth_ece(points.estimates[:, j], r),
                 "ece_uncapped": metrics.ece(c, r, RELIABILITY_BINS, cap=False),
                 "brier": metrics.brier(c, r),
                 **dict.fromkeys(REFERENCE_KEYS),  # filled in by the runner where the truth is known
@@ -110,7 +132,7 @@ def evaluate(
         )
         diagram = metrics.reliability_bins(c, r, RELIABILITY_BINS)
         bins += [{"expert": j, **b} for b in diagram.astype(object).where(diagram.notna(), None).to_dict("records")]
-    return rows, bins
+    return rows, bins, points
 
 
 #: Columns computed from a table's reliability bins when a page reads it (not stored).

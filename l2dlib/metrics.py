@@ -84,6 +84,17 @@ def adaptive_ece(confidence, correct, n_bins: int = 20) -> float:
     return float(total / conf.size)
 
 
+def smooth_ece(confidence, correct) -> float:
+    """The smooth ECE of Błasiok & Nakkiran (ICLR 2024), by their package ``relplot``
+    (``relplot.smECE``: kernel smoothing of the residuals, bandwidth chosen by the data; no
+    bins to choose). The estimates are capped to [0, 1] first: relplot assumes that range,
+    and the softmax estimator can exceed 1."""
+    import relplot  # here, not at the top: it imports scikit-learn (a second on start-up)
+
+    conf, corr = _validated(confidence, correct, 1)
+    return float(relplot.smECE(np.clip(conf, 0.0, 1.0), corr))
+
+
 def brier(confidence, correct) -> float:
     """Brier score of the capped estimate: mean of (min(max(c, 0), 1) - correct)^2."""
     conf, corr = _validated(confidence, correct, 1)

@@ -77,6 +77,7 @@ ECE_VARIANTS = {
     "ece": "ECE, 20 bins (the paper's)",
     "ece_30": "ECE, 30 bins",
     "ece_adaptive": "adaptive ECE, 20 equal-mass bins",
+    "smooth_ece": "smooth ECE (no bins)",
     "ece_uncapped": "ECE, 20 bins, estimates not capped",
     "brier": "Brier score (capped estimates)",
 }
@@ -361,6 +362,7 @@ ESTIMATORS = {  # ECE columns the robustness table judges the claims under
     "ece_30": "30 bins",
     "ece_adaptive": "20 equal-mass bins",
     "ece_l2_debiased": "debiased l2, 20 bins",
+    "smooth_ece": "smooth ECE",
 }
 
 
@@ -514,7 +516,9 @@ def rule_markdown() -> str:
         '- **Levels** ("above 40%"): **reproduced** or **not reproduced** by which side of the level '
         "the interval lies on, else **inconclusive**.\n\n"
         "Less data widens an interval, and a wider interval can only move a verdict towards inconclusive. "
-        "An interval that cannot be computed (one replicate) is inconclusive."
+        "An interval that cannot be computed (one replicate) is inconclusive. The replicates are training "
+        "seeds: on MoG each seed is evaluated on a test sample of its own, so the intervals cover test-set "
+        "sampling too; CIFAR-10's one test set is shared by all seeds, so its intervals cover training only."
     )
 
 

@@ -5,6 +5,7 @@ Layout under a results directory::
     <dataset>/<study>-<profile>.csv    the tidy table (one row per method, seed, config, expert)
     <dataset>/<study>-<profile>.json   its provenance
     <dataset>/cache/<study>-<profile>/<key>.json   one finished configuration each
+    <dataset>/cache/<study>-<profile>/<key>.points.npz   its per-point estimates and outcomes
 
 A cache key hashes the configuration and ``RESULTS_VERSION``. Bump the version by hand
 when a change alters what a configuration computes (a loss, an estimator, a schedule);
@@ -31,15 +32,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
-from .evaluation import BIN_KEYS, RELIABILITY_BINS, ROW_KEYS
+from .evaluation import BIN_KEYS, RELIABILITY_BINS, ROW_KEYS, Points
 
 # 2: reliability bins and ECE variants; 3: MoG lr 0.1 -> 0.05; 4: MoG stacks of equal J only
 # (a configuration's bits no longer depend on its companions), config_key column; 5: MoG data
-# from the paper's parameters, separate train/validation/test draws of 20,000 points each.
-RESULTS_VERSION = 5
+# from the paper's parameters, separate train/validation/test draws of 20,000 points each;
+# 6: the smooth ECE; MoG test points drawn afresh per training seed.
+RESULTS_VERSION = 6
 
 
 class OutdatedResults(ValueError):
@@ -57,14 +60,20 @@ os.umask(_UMASK)  # read once: there is no way to read it without setting it
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename,
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8, newlines as they are (the bytes a
+    sha256 is taken of)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
     so a crash never leaves half a file. An OSError names the path."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:  # the bytes the sha256 hashed
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; readable like any file written
@@ -234,6 +243,37 @@ def write_cached(path: Path, config: dict[str, Any], rows: list[dict], extra: di
     entry = {"results_version": RESULTS_VERSION, "config": config, "rows": rows, **extra}
     entry["sha256"] = _entry_sha(entry)  # an edited number no longer passes for a computed one
     atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True))
+
+
+def points_path(entry_path: Path) -> Path:
+    """Where a cache entry's per-point estimates live (``<key>.points.npz`` beside it)."""
+    return entry_path.with_name(entry_path.stem + ".points.npz")
+
+
+def write_points(entry_path: Path, points: Points) -> None:
+    """A configuration's :class:`~l2dlib.evaluation.Points`, compressed (outcomes as bits),
+    beside its cache entry. Git-ignored like the cache: 20,000 test points cost about 40 kB
+    per expert."""
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf, estimates=points.estimates, correct=np.packbits(points.correct, axis=0), rows=len(points.correct)
+    )
+    atomic_write_bytes(points_path(entry_path), buf.getvalue())
+
+
+def read_points(entry_path: Path) -> Points:
+    """The :class:`~l2dlib.evaluation.Points` stored beside a cache entry."""
+    path = points_path(entry_path)
+    try:
+        with np.load(path) as f:
+            rows = int(f["rows"])
+            estimates, bits = f["estimates"], f["correct"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no per-point estimates at {path}: recompute the configuration") from None
+    correct = np.unpackbits(bits, axis=0, count=rows).astype(bool)
+    if estimates.dtype != np.float16 or estimates.shape != correct.shape:
+        raise ValueError(f"{path} holds estimates {estimates.dtype} {estimates.shape} for outcomes {correct.shape}")
+    return Points(estimates, correct)
 
 
 def write_table(

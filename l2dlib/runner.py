@@ -79,7 +79,10 @@ def load_data(
     if profile.dataset == "mog":
         from .data.mog import make_mog, params_for
 
-        return make_mog(params_for(data_seed), profile.points, standardize=profile.standardize).to(device)
+        data = make_mog(params_for(data_seed), profile.points, standardize=profile.standardize)
+        # train_batch evaluates each training seed on its own test draw (mog_test_split)
+        label = data.label.replace(" points)", " points; test points drawn afresh per seed)")
+        return replace(data, label=label).to(device)
     from .data import cifar10
 
     images = cifar10.synthetic_cifar10() if profile.synthetic else cifar10.load_cifar10(data_dir)
@@ -131,7 +134,7 @@ def _image_transforms(profile: Profile, device: torch.device):
 
 @dataclass
 class BatchResult:
-    """Per configuration of a batch: (rows, bins) and best epoch; and the batch's cost."""
+    """Per configuration of a batch: (rows, bins, points) and best epoch; and the batch's cost."""
 
     evaluated: list[tuple[list[dict], list[dict]]]
     best_epochs: list[int]
@@ -148,9 +151,10 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
         raise ValueError(f"a batch must hold configurations of one output width, got {sorted(widths)}")
     t0 = time.perf_counter()
     slots = widths.pop() - k
-    splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s, slots)) for s in ("train", "val", "test")}
+    splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s, slots)) for s in ("train", "val")}
     model = build_model(cfgs, profile, data)
     preprocess, augment = _image_transforms(profile, device)
+    evaluated: list = [None] * len(cfgs)
     with _one_thread(profile.model == "mlp"):
         history = train(
             model,
@@ -163,23 +167,19 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
             augment=augment,
             progress=progress,
         )
-        # Test logits in float32 even when training used bf16: the estimates are what is measured.
-        logits = predict(model, data.x["test"], preprocess=preprocess, batch_size=profile.train.eval_batch_size)
-    evaluated = [
-        evaluate(
-            logits[m, :, : k + c.num_experts],
-            data.y["test"],
-            splits["test"].experts[m, :, : c.num_experts],
-            k,
-            c.method,
-        )
-        for m, c in enumerate(cfgs)
-    ]
+        for x, y, members in _test_sets(cfgs, data, profile):
+            # Test logits in float32 even when training used bf16: the estimates are what is measured.
+            picked = None if len(members) == len(cfgs) else torch.tensor(members, device=device)
+            logits = predict(model, x, preprocess=preprocess, batch_size=profile.train.eval_batch_size, models=picked)
+            for i, m in enumerate(members):
+                c = cfgs[m]
+                experts = draw_predictions(list(c.experts), y, k, c.seed, "test").to(y.device)
+                evaluated[m] = evaluate(logits[i, :, : k + c.num_experts], y, experts, k, c.method)
     if profile.dataset == "mog":  # the truth is known: Bayes accuracies and noise floors
         from .data.mog import params_for, reference
 
-        for c, (rows, _) in zip(cfgs, evaluated):
-            ref = reference(params_for(c.data_seed), c.experts, len(data.y["test"]))
+        for c, (rows, _, points) in zip(cfgs, evaluated):
+            ref = reference(params_for(c.data_seed), c.experts, len(points.correct))
             for row, (floor, spread) in zip(rows, ref["floors"]):
                 row.update(
                     ece_noise_floor=floor,
@@ -188,6 +188,34 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
                     bayes_system_accuracy=ref["bayes_system_accuracy"],
                 )
     return BatchResult(evaluated, history.best_epoch.tolist(), history.epochs_run, time.perf_counter() - t0)
+
+
+def _test_sets(
+    cfgs: Sequence[RunConfig], data: Dataset, profile: Profile
+) -> list[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+    """(x, y, the batch positions evaluated on these test points). CIFAR-10: its one test
+    split for all. MoG: a fresh draw per training seed (:func:`mog_test_split`)."""
+    if profile.dataset != "mog":
+        return [(data.x["test"], data.y["test"], list(range(len(cfgs))))]
+    by_seed: dict[int, list[int]] = {}
+    for m, c in enumerate(cfgs):
+        by_seed.setdefault(c.seed, []).append(m)
+    device = data.x["train"].device
+    out = []
+    for seed, members in by_seed.items():
+        x, y = mog_test_split(profile, cfgs[members[0]].data_seed, seed)
+        out.append((x.to(device), y.to(device), members))
+    return out
+
+
+def mog_test_split(profile: Profile, data_seed: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MoG test points (x, y) that the models of training seed ``seed`` are evaluated
+    on: a draw of their own from the same mixture, scaled as the training split is, so the
+    spread over seeds covers test-set sampling (the truth is known; docs/decisions.md)."""
+    from .data.mog import make_mog, params_for
+
+    fresh = make_mog(params_for(data_seed), profile.points, standardize=profile.standardize, test_seed=seed)
+    return fresh.x["test"], fresh.y["test"]
 
 
 def _expert_tensor(cfgs: Sequence[RunConfig], data: Dataset, split: str, slots: int) -> torch.Tensor:
@@ -285,8 +313,9 @@ def cache_batch(
     device_text: str,
     git_commit: str,
 ) -> None:
-    """Write each configuration's cache entry (atomically: concurrent jobs are safe)."""
-    for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
+    """Write each configuration's cache entry and its per-point estimates (atomically:
+    concurrent jobs are safe; the points first, so an entry never lacks them)."""
+    for c, (rows, bins, points), best in zip(batch, res.evaluated, res.best_epochs):
         key = run_key(c, prof, data.fingerprint)
         extra = {
             "best_epoch": best,
@@ -300,6 +329,7 @@ def cache_batch(
             "data_fingerprint": data.fingerprint,
         }
         path = results.cache_dir(results_dir, prof.dataset, c.study, prof.name) / f"{key}.json"
+        results.write_points(path, points)
         results.write_cached(path, c.as_dict(prof), rows, extra)
 
 
@@ -550,7 +580,7 @@ def run_studies(
         def cache(batch: list[RunConfig], res: BatchResult) -> None:
             if executor == "local":  # cluster jobs write their own entries (they outlive us)
                 cache_batch(batch, res, data_of(batch[0].data_seed), prof, results_dir, device_text, env["git_commit"])
-            for c, (rows, bins), best in zip(batch, res.evaluated, res.best_epochs):
+            for c, (rows, bins, _), best in zip(batch, res.evaluated, res.best_epochs):
                 st = states[c.study]
                 key = st.keys[c.identity]
                 st.records[key] = Record([r | {"best_epoch": best} for r in rows], bins)

@@ -94,3 +94,12 @@ def test_the_random_experts_noise_floor_is_the_analytic_one():
     analytic = float((np.exp(log_pmf) * np.abs(k / n - q)).sum())
     floor, sd = mog.noise_floor(mog.PAPER, (random_expert(),), n, repeats=400)
     assert abs(floor - analytic) < 3 * sd / 400**0.5, (floor, analytic)
+
+
+def test_a_fresh_test_draw_per_seed_keeps_training_and_validation():
+    base, fresh = make_mog(PAPER, 2000, standardize=True), make_mog(PAPER, 2000, standardize=True, test_seed=3)
+    for split in ("train", "val"):
+        assert torch.equal(base.x[split], fresh.x[split]) and torch.equal(base.y[split], fresh.y[split])
+    assert not torch.equal(base.x["test"], fresh.x["test"])
+    assert torch.equal(base.y["test"], fresh.y["test"])  # the same cluster counts, in order
+    assert torch.equal(make_mog(PAPER, 2000, test_seed=0).x["test"], make_mog(PAPER, 2000).x["test"])

@@ -2,9 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from l2dlib import metrics
 from l2dlib.evaluation import BIN_KEYS, RELIABILITY_BINS, ROW_KEYS, evaluate
 
 
@@ -24,7 +26,7 @@ def test_evaluate_on_a_hand_made_case():
     )  # y 0: deferred (2 > 1); expert right
     y = torch.tensor([0, 1, 1, 0])
     experts = torch.tensor([[1], [1], [0], [0]])
-    rows, bins = evaluate(logits, y, experts, num_classes=2, method="ova")
+    rows, bins, points = evaluate(logits, y, experts, num_classes=2, method="ova")
     (row,) = rows
     assert set(row) == set(ROW_KEYS)
     s3, s2 = _sigmoid(3), _sigmoid(2)
@@ -40,13 +42,18 @@ def test_evaluate_on_a_hand_made_case():
     filled = {b["bin_lower"]: (b["count"], b["accuracy"]) for b in bins if b["count"]}
     assert filled == {0.5: (2, 0.0), 0.85: (1, 1.0), 0.95: (1, 1.0)}
     assert all(b["confidence"] is None for b in bins if not b["count"])
+    # The per-point estimates the cache keeps: capped, float16, with the outcomes.
+    assert points.estimates.dtype == np.float16 and points.correct.tolist() == [[False], [True], [False], [True]]
+    assert points.estimates[:, 0].tolist() == np.float16([0.5, s3, 0.5, s2]).tolist()
+    assert row["smooth_ece"] == metrics.smooth_ece(points.estimates[:, 0], points.correct[:, 0])
 
 
 def test_softmax_estimates_above_one_are_counted():
     # Eq. 2 = exp(g_perp - lse over classes): with g_perp = 1 above equal class scores 0,
     # exp(1 - log 2) = e / 2 > 1.
     logits = torch.tensor([[0.0, 0.0, 1.0]])
-    rows, _ = evaluate(logits, torch.tensor([0]), torch.tensor([[0]]), num_classes=2, method="softmax")
+    rows, _, points = evaluate(logits, torch.tensor([0]), torch.tensor([[0]]), num_classes=2, method="softmax")
+    assert points.estimates.tolist() == [[1.0]]  # capped before storage and the smooth ECE
     assert rows[0]["frac_estimates_above_1"] == 1.0
     assert rows[0]["mean_estimate"] == pytest.approx(math.e / 2, rel=1e-6)
     assert rows[0]["ece"] == pytest.approx(0.0) and rows[0]["ece_uncapped"] == pytest.approx(math.e / 2 - 1, rel=1e-6)

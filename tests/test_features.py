@@ -109,7 +109,7 @@ def test_heads_stacked_equal_heads_alone_bit_for_bit(tmp_path):
     together = train_batch(stack, data, prof)
     for m, cfg in enumerate(stack):
         alone = train_batch([cfg], data, prof)
-        assert alone.evaluated[0] == together.evaluated[m]  # rows and bins, exact floats
+        assert alone.evaluated[0] == together.evaluated[m]  # rows, bins and points, exact floats
 
 
 def test_smoke_runs_of_the_three_studies(tmp_path):

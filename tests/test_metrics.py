@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import relplot
 import torch
 
 from l2dlib import metrics
@@ -118,3 +119,18 @@ def test_debiased_l2_ece_by_hand_and_near_zero_when_calibrated():
         variance.append(float((b["count"] * b["accuracy"] * (1 - b["accuracy"]) / (b["count"] - 1)).sum() / 20_000))
     assert abs(np.mean(debiased)) < 3 * np.std(debiased) / np.sqrt(200) + 1e-6  # unbiased for the squared error
     assert np.mean(plug_in) == pytest.approx(np.mean(variance), rel=0.05)  # the plug-in is all sampling noise
+
+
+def test_smooth_ece_hand_case_calibration_and_cap():
+    # Constant 0.7 against a half-right outcome: the smoothed residual is 0.2 everywhere.
+    assert metrics.smooth_ece(np.full(1000, 0.7), np.r_[np.ones(500), np.zeros(500)]) == pytest.approx(0.2, abs=1e-6)
+    # A calibrated estimate shrinks towards 0 with n; a bias of 0.1 does not.
+    rng = np.random.default_rng(0)
+    f = rng.uniform(size=200_000)
+    y = rng.uniform(size=f.size) < f
+    assert metrics.smooth_ece(f, y) < 0.01
+    assert metrics.smooth_ece(np.clip(f + 0.1, 0, 1), y) > 0.07
+    # Values above 1 are capped before relplot sees them (it assumes [0, 1]).
+    g = np.r_[np.full(100, 1.6), f[:900]]
+    assert metrics.smooth_ece(g, y[:1000]) == relplot.smECE(np.clip(g, 0, 1), y[:1000].astype(float))
+    assert metrics.smooth_ece(g, y[:1000]) != pytest.approx(relplot.smECE(g, y[:1000].astype(float)))

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import l2dlib.runner as R
-from l2dlib import numerics, results
+from l2dlib import metrics, numerics, results
 from l2dlib.profiles import get_profile
 from l2dlib.studies import study_configs
 from l2dlib.train import TrainConfig
@@ -57,6 +57,30 @@ def test_a_configuration_alone_equals_it_in_any_stack_bit_for_bit(tmp_path):
         _per_config(stacked),
         check_exact=True,
     )
+
+
+def test_each_seed_is_tested_on_its_own_draw_and_the_cache_keeps_its_points(tmp_path, monkeypatch):
+    seen = []
+
+    def recording_predict(model, x, **kw):
+        seen.append((x.clone(), kw.get("models")))
+        return real(model, x, **kw)
+
+    real = R.predict
+    monkeypatch.setattr(R, "predict", recording_predict)
+    table = _run(tmp_path, "points", seeds=[0, 1], num_experts=[2], methods=["ova", "softmax"])
+    (x0, m0), (x1, m1) = seen  # one stack, two test draws, each for its seed's two models
+    assert m0.tolist() == [0, 1] and m1.tolist() == [2, 3] or m0.tolist() == [0, 2] and m1.tolist() == [1, 3]
+    for x, seed in ((x0, 0), (x1, 1)):
+        assert R.torch.equal(x, R.mog_test_split(PROFILE, None, seed)[0])
+    assert not R.torch.equal(x0, x1)
+    folder = tmp_path / "points" / "mog" / "cache" / "increasing_experts-smoke"
+    for key, rows in table.groupby("config_key"):
+        points = results.read_points(folder / f"{key}.json")
+        assert points.estimates.shape == (len(R.mog_test_split(PROFILE, None, 0)[1]), 2)
+        for j, row in rows.set_index("expert").iterrows():
+            assert row["smooth_ece"] == metrics.smooth_ece(points.estimates[:, j], points.correct[:, j])
+            assert row["expert_accuracy"] == pytest.approx(points.correct[:, j].mean(), abs=1e-7)  # float32 mean
 
 
 def test_batches_hold_one_output_width_each():
