@@ -18,6 +18,7 @@ import time
 import pandas as pd
 import torch
 
+from l2dlib import batch as B
 from l2dlib import report
 from l2dlib import runner as R
 from l2dlib.profiles import get_profile
@@ -52,7 +53,7 @@ def main() -> None:
     # A few configurations trained alone through the same loop (M = 1, this process's
     # thread, as every MoG model): their mean time, times the number of models, estimates a
     # one-at-a-time run.
-    data = R.load_data(prof, torch.device("cpu"))
+    data = B.load_data(prof, torch.device("cpu"))
     samples = [
         study_configs(study, "mog", args.profile, seeds=[0], methods=[method], **grid)[0]
         for study, method, grid in (
@@ -65,7 +66,7 @@ def main() -> None:
     times = []
     for cfg in samples:
         t0 = time.perf_counter()
-        R.train_batch([cfg], data, prof)
+        B.train_batch([cfg], data, prof)
         times.append(time.perf_counter() - t0)
     alone = sum(times) / len(times)
 

@@ -117,15 +117,16 @@ def job(
     device: str,
     git_commit: str,
     numerics_mode: str | None = None,
-):  # -> runner.BatchResult
+):  # -> batch.BatchResult
     """What one job runs: train the batch, write its cache entries, return the result (a
     job whose numerics differ from the submitter's refuses: its keys would not match)."""
-    from . import results, runner
+    from . import batch as one_batch  # the training code, only in the job
+    from . import results
 
-    res = runner._worker(batch, profile, data_dir, results_dir, device, numerics_mode)
-    data = runner.worker_data(profile, batch[0].data_seed, data_dir, results_dir, device)
+    res = one_batch.run_in_process(batch, profile, data_dir, results_dir, device, numerics_mode)
+    data = one_batch.worker_data(profile, batch[0].data_seed, data_dir, results_dir, device)
     where = f"{results.device_name(torch.device(device))}, cluster job"
-    runner.cache_batch(batch, res, data, profile, Path(results_dir), where, git_commit)
+    one_batch.cache_batch(batch, res, data, profile, Path(results_dir), where, git_commit)
     return res
 
 

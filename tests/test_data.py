@@ -66,8 +66,8 @@ def test_noise_floor_against_a_direct_simulation():
 def test_the_faithful_profile_is_the_authors_schedule_on_raw_inputs():
     import math
 
+    from l2dlib.batch import load_data
     from l2dlib.profiles import get_profile
-    from l2dlib.runner import load_data
 
     prof = get_profile("mog", "faithful")
     # Their SGD on a loss in bits: lr 0.001 and weight decay 5e-4 there are these in nats.

@@ -12,10 +12,11 @@ import torch
 
 from l2dlib import claims, features, report
 from l2dlib.__main__ import main
+from l2dlib.batch import load_data, make_batches, train_batch
 from l2dlib.data.cifar10 import synthetic_cifar10
 from l2dlib.features import ExtractorConfig, feature_dataset, features_path, weights_path
 from l2dlib.profiles import get_profile
-from l2dlib.runner import load_data, make_batches, run_studies, train_batch
+from l2dlib.runner import run_studies
 from l2dlib.studies import study_configs
 
 TINY = ExtractorConfig(widths=(8, 16, 16), epochs=1, batch_size=64)

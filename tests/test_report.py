@@ -42,7 +42,7 @@ def test_study_numbers_and_sentences_say_the_registrys_verdicts():
 
 def test_ranking_and_its_stability():
     table = _table({"softmax": 0.02, "ova": 0.0})
-    for col in ("ece_10", "ece_30", "ece_adaptive", "ece_uncapped", "brier"):
+    for col in ("ece_10", "ece_30", "ece_adaptive", "smooth_ece", "ece_uncapped", "brier"):
         table[col] = table["ece"]
     table.loc[table.method == "ova", "ece_adaptive"] += 1.0  # make OvA worst under one binning
     ranking = report.method_ranking(table)

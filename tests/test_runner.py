@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 import l2dlib.runner as R
-from l2dlib import metrics, numerics, results
+from l2dlib import batch as B
+from l2dlib import metrics, numerics, pool, results
 from l2dlib.profiles import get_profile
-from l2dlib.studies import study_configs
+from l2dlib.studies import run_config, study_configs
 from l2dlib.train import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,18 +68,18 @@ def test_each_seed_is_tested_on_its_own_draw_and_the_cache_keeps_its_points(tmp_
         seen.append((x.clone(), kw.get("models")))
         return real(model, x, **kw)
 
-    real = R.predict
-    monkeypatch.setattr(R, "predict", recording_predict)
+    real = B.predict
+    monkeypatch.setattr(B, "predict", recording_predict)
     table = _run(tmp_path, "points", seeds=[0, 1], num_experts=[2], methods=["ova", "softmax"])
     (x0, m0), (x1, m1) = seen  # one stack, two test draws, each for its seed's two models
     assert m0.tolist() == [0, 1] and m1.tolist() == [2, 3] or m0.tolist() == [0, 2] and m1.tolist() == [1, 3]
     for x, seed in ((x0, 0), (x1, 1)):
-        assert R.torch.equal(x, R.mog_test_split(PROFILE, None, seed)[0])
-    assert not R.torch.equal(x0, x1)
+        assert torch.equal(x, B.mog_test_split(PROFILE, None, seed)[0])
+    assert not torch.equal(x0, x1)
     folder = tmp_path / "points" / "mog" / "cache" / "increasing_experts-smoke"
     for key, rows in table.groupby("config_key"):
         points = results.read_points(folder / f"{key}.json")
-        assert points.estimates.shape == (len(R.mog_test_split(PROFILE, None, 0)[1]), 2)
+        assert points.estimates.shape == (len(B.mog_test_split(PROFILE, None, 0)[1]), 2)
         for j, row in rows.set_index("expert").iterrows():
             assert row["smooth_ece"] == metrics.smooth_ece(points.estimates[:, j], points.correct[:, j])
             assert row["expert_accuracy"] == pytest.approx(points.correct[:, j].mean(), abs=1e-7)  # float32 mean
@@ -85,19 +87,19 @@ def test_each_seed_is_tested_on_its_own_draw_and_the_cache_keeps_its_points(tmp_
 
 def test_batches_hold_one_output_width_each():
     cfgs = study_configs("increasing_experts", "mog", "smoke", seeds=[0, 1, 2], num_experts=[1, 2, 9, 10])
-    batches = R.make_batches(cfgs, dataclasses.replace(PROFILE, max_models_per_batch=4), 4)
+    batches = B.make_batches(cfgs, dataclasses.replace(PROFILE, max_models_per_batch=4), 4)
     assert sorted(c.identity for b in batches for c in b) == sorted(c.identity for c in cfgs)
-    widths = [{R.output_width(c, PROFILE, 4) for c in b} for b in batches]
+    widths = [{B.output_width(c, PROFILE, 4) for c in b} for b in batches]
     assert widths[:3] == [{14}] * 3 and widths[3:6] == [{13}] * 3 and widths[6:] == [{12}] * 5
     assert all(len(b) <= 4 for b in batches) and len({c.num_experts for c in batches[-1]}) == 2
     with pytest.raises(ValueError, match="one output width"):
-        R.train_batch([cfgs[0], cfgs[3]], R.load_data(PROFILE, R.torch.device("cpu")), PROFILE)
+        B.train_batch([cfgs[0], cfgs[3]], B.load_data(PROFILE, torch.device("cpu")), PROFILE)
 
 
 def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
     clean = _run(tmp_path, "clean", seeds=[0], num_experts=[1, 2, 3])
     small = dataclasses.replace(PROFILE, max_models_per_batch=2)
-    real, calls = R.train_batch, []
+    real, calls = B.train_batch, []
 
     def interrupt_third_batch(*args, **kwargs):
         calls.append(1)
@@ -105,15 +107,15 @@ def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(R, "train_batch", interrupt_third_batch)
+    monkeypatch.setattr(pool, "train_batch", interrupt_third_batch)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, "resumed", small, seeds=[0], num_experts=[1, 2, 3])
     folder = tmp_path / "resumed" / "mog"
     cfgs = study_configs("increasing_experts", "mog", "smoke", seeds=[0], num_experts=[1, 2, 3])
-    finished = sum(len(b) for b in R.make_batches(cfgs, small, 4)[:2])
+    finished = sum(len(b) for b in B.make_batches(cfgs, small, 4)[:2])
     assert len(list((folder / "cache").rglob("*.json"))) == finished
     assert not list(folder.rglob("*.tmp")) and not (folder / "increasing_experts-smoke.csv").exists()
-    monkeypatch.setattr(R, "train_batch", real)
+    monkeypatch.setattr(pool, "train_batch", real)
     resumed = _run(tmp_path, "resumed", seeds=[0], num_experts=[1, 2, 3])
     pd.testing.assert_frame_equal(_per_config(resumed), _per_config(clean), check_exact=True)
     assert json.loads((folder / "increasing_experts-smoke.json").read_text())["num_computed"] == 9 - finished
@@ -471,12 +473,12 @@ def test_committed_tables_hold_what_this_code_computes(path):
     ):
         d = None if pd.isna(d) else int(d)
         if dataset == "mog":
-            fingerprint = R.load_data(prof, R.torch.device("cpu"), data_seed=d).fingerprint
+            fingerprint = B.load_data(prof, torch.device("cpu"), data_seed=d).fingerprint
             assert fingerprint == (fingerprints if d is None else fingerprints[str(d)])
         else:
             fingerprint = fingerprints
-        cfg = R.run_config(study, dataset, profile, method, seed, j, None if pd.isna(p) else p, d)
-        assert set(rows["config_key"]) == {R.run_key(cfg, prof, fingerprint, mode)}, (method, seed, j, p, d)
+        cfg = run_config(study, dataset, profile, method, seed, j, None if pd.isna(p) else p, d)
+        assert set(rows["config_key"]) == {B.run_key(cfg, prof, fingerprint, mode)}, (method, seed, j, p, d)
 
 
 def test_an_edited_number_in_a_copy_of_a_committed_table_is_caught(tmp_path):
@@ -519,7 +521,7 @@ def test_a_worker_in_other_numerics_refuses_and_the_suite_is_portable():
     assert numerics.mode() == "portable"  # conftest imports l2dlib before torch
     cfg = study_configs("increasing_experts", "mog", "smoke", seeds=[0], methods=["ova"], num_experts=[1])
     with pytest.raises(RuntimeError, match="computes in numerics mode portable, the run's keys are for native-AVX2"):
-        R._worker(cfg, get_profile("mog", "smoke"), numerics_mode="native-AVX2")
+        B.run_in_process(cfg, get_profile("mog", "smoke"), numerics_mode="native-AVX2")
 
 
 def test_request_portable_leaves_a_process_that_imported_torch_alone():

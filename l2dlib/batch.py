@@ -1,0 +1,306 @@
+"""One batch of configurations, in any process: its data and model, training as one
+stack, evaluation on the test points, and its cache entries.
+
+A configuration's numbers depend on it alone. An MLP's output width is fixed by its own J
+(K + max(8, J)), never by its companions: a padded column joins the model's log-sum-exp
+and changes its rounding, which 50 epochs amplify; stacks hold models of one width. Every
+per-model block of floats is aligned (``models.ALIGN``), and every MoG model trains on one
+thread. Tested: a configuration trained alone and in any stack gives bit-identical rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from . import METHODS, numerics, results
+from .data import Dataset
+from .evaluation import evaluate
+from .experts import draw_predictions
+from .models import MLP, FastResNet, Stacked, WideResNet
+from .profiles import Profile
+from .rng import derive_seed
+from .studies import RunConfig
+from .train import Split, predict, train
+
+INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.experts)
+
+
+# MLPs have output columns for at least this many experts (the rest masked), so every
+# configuration of the paper's grids (J <= 8) shares one width and can share a stack.
+EXPERT_SLOTS = 8
+
+
+def output_width(cfg: RunConfig, profile: Profile, num_classes: int) -> int:
+    """The model's number of output columns, a function of the configuration alone."""
+    slots = max(EXPERT_SLOTS, cfg.num_experts) if profile.model == "mlp" else cfg.num_experts
+    return num_classes + slots
+
+
+def load_data(
+    profile: Profile,
+    device: torch.device,
+    data_dir: str | Path | None = None,
+    data_seed: int | None = None,
+    results_dir: str | Path | None = None,
+    progress: bool = False,
+) -> Dataset:
+    """The profile's data on ``device``: MoG from the paper's parameters or our generator's
+    draw ``data_seed``; CIFAR-10 from ``data_dir`` (see ``data.cifar10``), or, for a profile
+    with an extractor, its frozen features (trained and cached under ``results_dir``)."""
+    if profile.dataset == "mog":
+        from .data.mog import make_mog, params_for
+
+        data = make_mog(params_for(data_seed), profile.points, standardize=profile.standardize)
+        # train_batch evaluates each training seed on its own test draw (mog_test_split)
+        label = data.label.replace(" points)", " points; test points drawn afresh per seed)")
+        return replace(data, label=label).to(device)
+    from .data import cifar10
+
+    images = cifar10.synthetic_cifar10() if profile.synthetic else cifar10.load_cifar10(data_dir)
+    if profile.extractor is None:
+        return images.to(device)
+    from .features import feature_dataset
+
+    folder = results.resolve_dir(results_dir) / profile.dataset
+    return feature_dataset(images, profile.extractor, folder, progress=progress).to(device)
+
+
+def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> torch.nn.Module:
+    """The profile's model for a batch of configurations: one stacked MLP for MoG, one
+    network (wrapped to the trainer's [1, B, C] convention) for CIFAR-10."""
+    k = data.num_classes
+    device = data.x["train"].device
+    seeds = [derive_seed(c.seed, INIT_STREAM, c.num_experts) for c in cfgs]
+    if profile.model == "mlp":
+        return MLP(
+            [k + c.num_experts for c in cfgs],
+            seeds=seeds,
+            in_features=data.x["train"].shape[1],
+            width=output_width(cfgs[0], profile, k),
+            **dict(profile.model_options),
+        ).to(device)
+    if len(cfgs) != 1:
+        raise ValueError(f"{profile.model} trains one configuration at a time, got {len(cfgs)}")
+    net_class = {"fast_resnet": FastResNet, "wide_resnet": WideResNet}[profile.model]
+    net = net_class(num_outputs=k + cfgs[0].num_experts, seed=seeds[0], **dict(profile.model_options))
+    memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
+    return Stacked(net.to(device, memory_format=memory_format))
+
+
+def _image_transforms(profile: Profile, device: torch.device):
+    """(preprocess, augment) for the trainer: CIFAR-10 normalisation (channels_last on a GPU)
+    and random crop + flip; nothing for MoG."""
+    if profile.dataset != "cifar10" or profile.extractor is not None:
+        return None, None
+    from .data.transforms import augment, normalize
+
+    aug = augment if profile.augment else None
+    if device.type == "cuda":
+        return (lambda x: normalize(x).contiguous(memory_format=torch.channels_last)), aug
+    return normalize, aug
+
+
+@dataclass
+class BatchResult:
+    """Per configuration of a batch: (rows, bins, points) and best epoch; and the batch's cost."""
+
+    evaluated: list[tuple[list[dict], list[dict]]]
+    best_epochs: list[int]
+    epochs_run: int
+    wall_seconds: float
+
+
+def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, progress: bool = False) -> BatchResult:
+    """Train a batch of configurations of one output width as one stack and evaluate each on
+    the test split."""
+    k, device = data.num_classes, data.x["train"].device
+    widths = {output_width(c, profile, k) for c in cfgs}
+    if len(widths) != 1:  # see the module docstring: the width must not depend on companions
+        raise ValueError(f"a batch must hold configurations of one output width, got {sorted(widths)}")
+    t0 = time.perf_counter()
+    slots = widths.pop() - k
+    splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s, slots)) for s in ("train", "val")}
+    model = build_model(cfgs, profile, data)
+    preprocess, augment = _image_transforms(profile, device)
+    evaluated: list = [None] * len(cfgs)
+    with _one_thread(profile.model == "mlp"):
+        history = train(
+            model,
+            splits["train"],
+            splits["val"],
+            methods=[c.method for c in cfgs],
+            seeds=[derive_seed(c.seed, ORDER_STREAM) for c in cfgs],
+            config=profile.train,
+            preprocess=preprocess,
+            augment=augment,
+            progress=progress,
+        )
+        for x, y, members in _test_sets(cfgs, data, profile):
+            # Test logits in float32 even when training used bf16: the estimates are what is measured.
+            picked = None if len(members) == len(cfgs) else torch.tensor(members, device=device)
+            logits = predict(model, x, preprocess=preprocess, batch_size=profile.train.eval_batch_size, models=picked)
+            for i, m in enumerate(members):
+                c = cfgs[m]
+                experts = draw_predictions(list(c.experts), y, k, c.seed, "test").to(y.device)
+                evaluated[m] = evaluate(logits[i, :, : k + c.num_experts], y, experts, k, c.method)
+    if profile.dataset == "mog":  # the truth is known: Bayes accuracies and noise floors
+        from .data.mog import params_for, reference
+
+        for c, (rows, _, points) in zip(cfgs, evaluated):
+            ref = reference(params_for(c.data_seed), c.experts, len(points.correct))
+            for row, (floor, spread) in zip(rows, ref["floors"]):
+                row.update(
+                    ece_noise_floor=floor,
+                    ece_noise_floor_sd=spread,
+                    bayes_classifier_accuracy=ref["bayes_classifier_accuracy"],
+                    bayes_system_accuracy=ref["bayes_system_accuracy"],
+                )
+    return BatchResult(evaluated, history.best_epoch.tolist(), history.epochs_run, time.perf_counter() - t0)
+
+
+def _test_sets(
+    cfgs: Sequence[RunConfig], data: Dataset, profile: Profile
+) -> list[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+    """(x, y, the batch positions evaluated on these test points). CIFAR-10: its one test
+    split for all. MoG: a fresh draw per training seed (:func:`mog_test_split`)."""
+    if profile.dataset != "mog":
+        return [(data.x["test"], data.y["test"], list(range(len(cfgs))))]
+    by_seed: dict[int, list[int]] = {}
+    for m, c in enumerate(cfgs):
+        by_seed.setdefault(c.seed, []).append(m)
+    device = data.x["train"].device
+    out = []
+    for seed, members in by_seed.items():
+        x, y = mog_test_split(profile, cfgs[members[0]].data_seed, seed)
+        out.append((x.to(device), y.to(device), members))
+    return out
+
+
+def mog_test_split(profile: Profile, data_seed: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MoG test points (x, y) that the models of training seed ``seed`` are evaluated
+    on: a draw of their own from the same mixture, scaled as the training split is, so the
+    spread over seeds covers test-set sampling (the truth is known; docs/decisions.md)."""
+    from .data.mog import make_mog, params_for
+
+    fresh = make_mog(params_for(data_seed), profile.points, standardize=profile.standardize, test_seed=seed)
+    return fresh.x["test"], fresh.y["test"]
+
+
+def _expert_tensor(cfgs: Sequence[RunConfig], data: Dataset, split: str, slots: int) -> torch.Tensor:
+    """Stacked expert predictions [M, N, slots], padded with -1 (never correct)."""
+    out = []
+    for c in cfgs:
+        e = draw_predictions(list(c.experts), data.y[split], data.num_classes, c.seed, split)
+        out.append(torch.nn.functional.pad(e, (0, slots - e.shape[1]), value=-1))
+    return torch.stack(out).to(data.y[split].device)
+
+
+@contextlib.contextmanager
+def _one_thread(enabled: bool) -> Iterator[None]:
+    """MoG models train on one thread, in a worker or not, so no result depends on how many
+    threads split a reduction (and two single-threaded workers are faster anyway)."""
+    if not enabled:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def make_batches(todo: Sequence[RunConfig], profile: Profile, num_classes: int) -> list[list[RunConfig]]:
+    """Stacks of at most ``profile.max_models_per_batch`` configurations of one output
+    width (see the module docstring), balanced in size and mixed in J, each ordered by
+    method (the trainer takes runs of one method as slices); the widest first."""
+    by_width: dict[tuple, list[RunConfig]] = {}
+    for c in todo:  # a stack shares its data too
+        by_width.setdefault(
+            (output_width(c, profile, num_classes), -1 if c.data_seed is None else -2 - c.data_seed), []
+        ).append(c)
+    batches = []
+    for width in sorted(by_width, reverse=True):
+        group = by_width[width]
+        count = -(-len(group) // profile.max_models_per_batch)  # ceil
+        batches += [sorted(group[i::count], key=lambda c: METHODS.index(c.method)) for i in range(count)]
+    return batches
+
+
+_worker_data: dict[tuple, Dataset] = {}
+
+
+def run_key(cfg: RunConfig, profile: Profile, data_fingerprint: str, mode: str | None = None) -> str:
+    """The cache key of one configuration: everything that decides its numbers, the data and
+    the numerics mode (:func:`l2dlib.numerics.mode`: this process's unless ``mode``)."""
+    mode = numerics.mode() if mode is None else mode
+    return results.config_key(cfg.as_dict(profile) | {"data": data_fingerprint, "numerics": mode})
+
+
+def run_in_process(
+    cfgs: list[RunConfig],
+    profile: Profile,
+    data_dir: Path | None = None,
+    results_dir: Path | None = None,
+    device: str = "cpu",
+    numerics_mode: str | None = None,
+) -> BatchResult:
+    """One batch in a worker process or cluster job (on a CPU: one thread); the data is made
+    (CIFAR-10 features: read from their cache) once per process. ``numerics_mode``: the
+    mode the run's keys were made in; a process that computes in another refuses."""
+    if numerics_mode is not None and numerics.mode() != numerics_mode:
+        raise RuntimeError(
+            f"this process computes in numerics mode {numerics.mode()}, the run's keys are for "
+            f"{numerics_mode}: give both the same ATEN_CPU_CAPABILITY, MKL_CBWR and L2D_NUMERICS"
+        )
+    if device == "cpu":
+        torch.set_num_threads(1)
+    return train_batch(cfgs, worker_data(profile, cfgs[0].data_seed, data_dir, results_dir, device), profile)
+
+
+def worker_data(
+    profile: Profile, data_seed: int | None, data_dir: Path | None, results_dir: Path | None, device: str = "cpu"
+) -> Dataset:
+    """The batch's data, made once per process."""
+    key = (profile, data_seed, device)
+    if key not in _worker_data:
+        with warnings.catch_warnings():  # the parent process has said it once
+            warnings.filterwarnings("ignore", message="the CIFAR-10 files", category=UserWarning)
+            _worker_data[key] = load_data(profile, torch.device(device), data_dir, data_seed, results_dir)
+    return _worker_data[key]
+
+
+def cache_batch(
+    batch: Sequence[RunConfig],
+    res: BatchResult,
+    data: Dataset,
+    prof: Profile,
+    results_dir: Path,
+    device_text: str,
+    git_commit: str,
+) -> None:
+    """Write each configuration's cache entry and its per-point estimates (atomically:
+    concurrent jobs are safe; the points first, so an entry never lacks them)."""
+    for c, (rows, bins, points), best in zip(batch, res.evaluated, res.best_epochs):
+        key = run_key(c, prof, data.fingerprint)
+        extra = {
+            "best_epoch": best,
+            "bins": bins,
+            "batch_size_models": len(batch),
+            "batch_epochs_run": res.epochs_run,
+            "batch_training_examples": len(data.y["train"]),
+            "batch_wall_seconds": res.wall_seconds,
+            "device": device_text,
+            "git_commit": git_commit,
+            "data_fingerprint": data.fingerprint,
+        }
+        path = results.cache_dir(results_dir, prof.dataset, c.study, prof.name) / f"{key}.json"
+        results.write_points(path, points)
+        results.write_cached(path, c.as_dict(prof), rows, extra)
