@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-PROFILE ?= paper
+# The MoG profile of make book; empty: the default, l2dlib.profiles.DEFAULT_PROFILE.
+PROFILE ?=
 
 .PHONY: help test test-fast lint book lab benchmark clean
 help:
@@ -32,7 +33,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check
 
 book: $(STAMP)
-	$(PY) -m l2dlib.book --profile $(PROFILE)
+	$(PY) -m l2dlib.book $(if $(PROFILE),--profile $(PROFILE))
 
 # As root (containers, CI machines) Jupyter refuses to start without --allow-root.
 lab: $(STAMP)

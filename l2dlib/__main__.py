@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from . import METHODS
+from .config import ClusterOptions
 from .data import DATASETS
 from .profiles import DEFAULT_PROFILE, PROFILES
 from .results import table_paths
@@ -157,10 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     slurm.add_argument("--partition", help="SLURM partition (default: the cluster's)")
     count = _number(int, lambda v: v >= 0, "a non-negative integer")
     slurm.add_argument("--gpus-per-job", type=count, help="default: 1 for the CIFAR-10 GPU profiles, else 0")
-    slurm.add_argument("--cpus-per-job", type=count, help="default: 8 with a GPU, else 2")
-    slurm.add_argument("--mem-gb", type=count, default=16, help="memory per job")
-    slurm.add_argument("--time-min", type=count, default=120, help="time limit per job, minutes")
-    slurm.add_argument("--array-parallelism", type=count, default=64, help="jobs running at once")
+    slurm.add_argument(
+        "--cpus-per-job",
+        type=count,
+        help=f"default: {ClusterOptions.CPUS_WITH_GPU} with a GPU, else {ClusterOptions.CPUS_WITHOUT_GPU}",
+    )
+    slurm.add_argument("--mem-gb", type=count, default=ClusterOptions.mem_gb, help="memory per job")
+    slurm.add_argument("--time-min", type=count, default=ClusterOptions.time_min, help="time limit per job, minutes")
+    slurm.add_argument(
+        "--array-parallelism", type=count, default=ClusterOptions.array_parallelism, help="jobs running at once"
+    )
     slurm.add_argument(
         "--sbatch", action="append", metavar="OPTION", help="an extra sbatch option, repeatable: --sbatch=--qos=high"
     )
@@ -247,11 +254,8 @@ _CLUSTER_DEFAULTS = {
     "partition": None,
     "gpus_per_job": None,
     "cpus_per_job": None,
-    "mem_gb": 16,
-    "time_min": 120,
-    "array_parallelism": 64,
+    **{k: getattr(ClusterOptions, k) for k in ("mem_gb", "time_min", "array_parallelism", "cancel_on_interrupt")},
     "sbatch": None,
-    "cancel_on_interrupt": False,
 }
 
 
@@ -261,7 +265,6 @@ def _cluster_options(args: argparse.Namespace):
         if given:
             raise ValueError(f"{', '.join(given)} apply to --executor slurm only")
         return None
-    from .cluster import ClusterOptions
 
     options = {name: getattr(args, name) for name in _CLUSTER_DEFAULTS}  # option name = field name
     return ClusterOptions(**options | {"sbatch": tuple(options["sbatch"] or ())})

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from .profiles import DEFAULT_PROFILE
 from .results import resolve_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -208,7 +209,7 @@ def execution_key(book_dir: Path, results_dir: Path, params: dict) -> str:
 
 def build(
     *,
-    profile: str = "paper",
+    profile: str = DEFAULT_PROFILE["mog"],
     cifar_profile: str | None = None,
     output: Path = REPO / "book",
     results_dir: Path | None = None,
@@ -286,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m l2dlib.book", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--profile", default="paper", help="profile of the MoG studies (default paper: the committed tables)"
+        "--profile",
+        default=DEFAULT_PROFILE["mog"],
+        help=f"profile of the MoG studies (default {DEFAULT_PROFILE['mog']}: the committed tables)",
     )
     parser.add_argument(
         "--cifar-profile",

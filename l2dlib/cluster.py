@@ -17,32 +17,16 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import numerics
+from .config import ClusterOptions
 from .profiles import Profile
 from .studies import RunConfig
 
 TAIL_LINES = 8  # of a failed job's error log, in the report
-
-
-@dataclass(frozen=True)
-class ClusterOptions:
-    """What each SLURM job asks for. None: a default by profile (a GPU per job for the
-    CIFAR-10 GPU profiles, none otherwise; 8 CPUs with a GPU, else 2)."""
-
-    partition: str | None = None
-    gpus_per_job: int | None = None
-    cpus_per_job: int | None = None
-    mem_gb: int = 16
-    time_min: int = 120
-    array_parallelism: int = 64  # jobs of one submission running at once
-    sbatch: tuple[str, ...] = ()  # extra sbatch options, e.g. ("--account=abc", "--qos=high")
-    cancel_on_interrupt: bool = False
-    poll_seconds: float = 5.0
 
 
 class JobsFailed(RuntimeError):
@@ -80,8 +64,7 @@ def make_executor(kind: str, options: ClusterOptions, profile: Profile, folder: 
     """A submitit executor for ``kind`` ('slurm' or 'submitit_local') with the options."""
     import submitit
 
-    # MoG stacks and feature heads train on one thread (bit-identity), so one CPU suffices.
-    cpus = options.cpus_per_job if options.cpus_per_job is not None else (8 if gpus else 1)
+    cpus = options.cpus(gpus)
     if kind == "submitit_local":
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=options.time_min, gpus_per_node=gpus)

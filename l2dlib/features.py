@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,35 +26,10 @@ import torch
 from torch import Tensor
 from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 
+from .config import ExtractorConfig
 from .data import SPLITS, Dataset
 from .data.transforms import augment, normalize
 from .models import FastResNet
-
-FEATURES_VERSION = 1  # bump when the training or extraction code changes its output
-
-
-@dataclass(frozen=True)
-class ExtractorConfig:
-    """The one-time CNN: :class:`~l2dlib.models.FastResNet` of ``widths``, trained with
-    cross-entropy, random crops and flips, SGD (Nesterov) with a linear warm-up over the
-    first ``warmup`` share of the steps and a linear decay to 0; no label smoothing, no
-    test-time augmentation."""
-
-    widths: tuple[int, int, int] = (32, 64, 128)
-    epochs: int = 16
-    batch_size: int = 256
-    lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup: float = 0.15
-    seed: int = 0
-
-    def key(self, data_fingerprint: str) -> str:
-        """16 hex digits of these settings, the image data and :data:`FEATURES_VERSION`."""
-        blob = json.dumps(
-            {"settings": asdict(self), "data": data_fingerprint, "version": FEATURES_VERSION}, sort_keys=True
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def weights_path(folder: Path, cfg: ExtractorConfig, images: Dataset) -> Path:

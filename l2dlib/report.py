@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import claims, stats
 from .profiles import get_profile
-from .studies import AXES
+from .studies import AXES, IDENTITY
 
 #: How each method is named in tables, sentences and legends.
 LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric softmax"}
@@ -188,7 +188,8 @@ def below_all_others(table: pd.DataFrame, method: str, column: str = "classifier
     """How many of ``method``'s models score below every model of the other methods on a
     per-model ``column`` (e.g. a classifier that failed to train): count, models, this
     method's worst value and the other methods' worst value."""
-    per_model = table.groupby(["method", "seed", "num_experts", "expert_p"], dropna=False)[column].first()
+    model = [c for c in IDENTITY[1:] if c in table]  # method first; one study's table
+    per_model = table.groupby(model, dropna=False)[column].first()
     mine = per_model.loc[method]
     worst_other = float(per_model.drop(index=method, level="method").min())
     return {

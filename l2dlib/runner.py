@@ -24,21 +24,23 @@ from . import METHODS, results
 from .batch import BatchResult, cache_batch, load_data, make_batches, run_key
 from .data import Dataset
 from .pool import device_description, train_all
-from .profiles import Profile, get_profile, resolve_device
+from .profiles import DEFAULT_PROFILE, Profile, get_profile, resolve_device
 from .studies import STUDIES, RunConfig, check_methods, check_options, check_seeds, study_configs
 from .tables import Record, assemble, gather, make_provenance, run_command
 
 EXECUTORS = ("local", "slurm", "submitit_local")
 
 
-def _profile(profile: str | Profile, dataset: str) -> Profile:
-    return profile if isinstance(profile, Profile) else get_profile(dataset, profile)
+def _profile(profile: str | Profile | None, dataset: str) -> Profile:
+    if isinstance(profile, Profile):
+        return profile
+    return get_profile(dataset, DEFAULT_PROFILE.get(dataset, "") if profile is None else profile)
 
 
 def run_studies(
     studies: Sequence[str],
     dataset: str = "mog",
-    profile: str | Profile = "quick",
+    profile: str | Profile | None = None,
     *,
     seeds: Sequence[int] | None = None,
     methods: Sequence[str] = METHODS,
@@ -60,7 +62,8 @@ def run_studies(
     provenance ``.json``) holds those and every other configuration it held before or that
     the cache holds: no run shrinks a table. Interrupting loses at most the batches in
     training; the same call resumes. ``force`` recomputes the configurations asked for.
-    ``profile`` is a name or a :class:`~l2dlib.profiles.Profile`; ``num_experts`` applies
+    ``profile`` is a name or a :class:`~l2dlib.profiles.Profile` (default: the dataset's in
+    :data:`~l2dlib.profiles.DEFAULT_PROFILE`); ``num_experts`` applies
     to the studies that vary J, ``expert_ps`` to expert_dependence (an error where no
     study of the call varies them); ``data_seeds`` (MoG) are draws of our generator (default:
     the profile's; None there means the paper's data); ``data_dir`` holds CIFAR-10.
@@ -214,7 +217,7 @@ def run_studies(
 def study_table(
     study: str,
     dataset: str = "mog",
-    profile: str = "quick",
+    profile: str | None = None,
     *,
     recompute: bool = False,
     reliability: bool = False,
@@ -225,7 +228,7 @@ def study_table(
     ``reliability``, their reliability-diagram bins) and the table's provenance. MoG runs
     live on the CPU (finished configurations come from the cache or the table; ``recompute``
     retrains them); CIFAR-10 reads the committed table unless ``recompute`` is set (a GPU)."""
-    get_profile(dataset, profile)  # a clear error for a pair that does not exist
+    profile = _profile(profile, dataset).name  # a clear error for a pair that does not exist
     if not isinstance(recompute, bool):  # papermill's -p recompute no is the string "no"
         raise ValueError(f"recompute must be True or False, got {recompute!r}")
     if dataset == "mog" or recompute:

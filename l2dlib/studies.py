@@ -63,6 +63,11 @@ AXES = {
 }
 
 
+# What identifies one model (with the expert, one table row), stated once: tables group,
+# list and key their rows by these columns.
+IDENTITY = ("study", "method", "seed", "num_experts", "expert_p", "data_seed")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One model of a study."""
@@ -102,8 +107,8 @@ class RunConfig:
 
     @property
     def identity(self) -> tuple:
-        """(study, method, seed, num_experts, expert_p, data_seed): the table's row key."""
-        return (self.study, self.method, self.seed, self.num_experts, self.expert_p, self.data_seed)
+        """The values of :data:`IDENTITY`: which model this is (a table's row key, with the expert)."""
+        return tuple(getattr(self, f) for f in IDENTITY)
 
 
 def num_classes_of(dataset: str) -> int:

@@ -18,7 +18,7 @@ from . import METHODS, numerics, results
 from .data import Dataset
 from .evaluation import BIN_KEYS, COLUMNS, RELIABILITY_COLUMNS, ROW_KEYS
 from .profiles import Profile, get_profile, profiles_of
-from .studies import AXES, RunConfig, run_config
+from .studies import AXES, IDENTITY, RunConfig, run_config
 
 
 @dataclass
@@ -319,8 +319,8 @@ def make_provenance(
         "methods": [m for m in METHODS if any(c.method == m for c in configs)],
         axis.column: sorted({getattr(c, axis.column) for c in configs}),
         "data_seeds": [d for d in draws if d is not None],
-        "configurations": [[c.method, c.seed, c.num_experts, c.expert_p, c.data_seed] for c in configs],
-        "configuration_fields": ["method", "seed", "num_experts", "expert_p", "data_seed"],
+        "configurations": [list(c.identity[1:]) for c in configs],
+        "configuration_fields": list(IDENTITY[1:]),
         "num_configs": len(configs),
         "num_computed": st.computed,
         "num_rows": len(table),

@@ -22,28 +22,9 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 
+from .config import TrainConfig
 from .losses import expert_correct, loss_terms_from_correct
 from .models import ALIGN, aligned
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    max_epochs: int = 100
-    batch_size: int = 256
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    patience: int = 20  # early-stopping look-ahead, epochs (the paper's 20)
-    eval_batch_size: int = 8192
-    amp: bool = False  # bf16 autocast for the forward pass on CUDA (losses stay float32)
-
-    def __post_init__(self) -> None:
-        for name in ("max_epochs", "batch_size", "patience", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"expected lr > 0, got {self.lr}")
 
 
 @dataclass

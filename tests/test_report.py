@@ -116,3 +116,14 @@ def test_the_bottom_line_answers_each_question_from_the_verdicts():
     assert "(Bonferroni" not in report.claims_markdown(results, "mog")  # only with a level
     n, level = report.family(results)
     assert n == sum(len(v) for v in results.values()) and level == pytest.approx(1 - 0.05 / n)
+
+
+def test_below_all_others_counts_each_data_draw_as_its_own_model():
+    # The same seeds and J on two draws of the data are two models each (the draws tables).
+    one = _table({"softmax": 0.0, "asymmetric_softmax": 0.0}).assign(expert_p=None)
+    table = pd.concat([one.assign(data_seed=0), one.assign(data_seed=1)], ignore_index=True)
+    bad = (table.method == "asymmetric_softmax") & (table.data_seed == 1) & (table.seed == 1)
+    table.loc[bad, "system_accuracy"] = 0.1
+    out = report.below_all_others(table, "asymmetric_softmax", "system_accuracy")
+    assert out["models"] == 2 * report.below_all_others(one, "asymmetric_softmax", "system_accuracy")["models"]
+    assert out["count"] == table[bad].groupby("num_experts").ngroups
