@@ -41,7 +41,7 @@ ROW_KEYS = (
     "bayes_system_accuracy",  # the best system deferring to these experts
 )
 REFERENCE_KEYS = ROW_KEYS[-4:]
-# Columns of every study table, in order (DESIGN.md's contract, then the rest of ROW_KEYS).
+# Columns of every study table, in order (what identifies a row, then the rest of ROW_KEYS).
 COLUMNS = [
     "study",
     "dataset",

@@ -1,7 +1,7 @@
 """The paper's three studies: their axes, their experts and their grids of configurations.
 
 One configuration (:class:`RunConfig`) is one trained model: (method, seed, number of
-experts or expert quality). Experts (see DESIGN.md and the book's introduction):
+experts or expert quality). Experts (see the book's introduction):
 
 - increasing_experts: J = 1..8 identical oracles on the "expert region" (MoG clusters
   {2, 3}, CIFAR-10 classes 0-4), uniformly random elsewhere.
