@@ -18,8 +18,8 @@ import time
 import pandas as pd
 import torch
 
+from l2dlib import aggregate, report
 from l2dlib import batch as B
-from l2dlib import report
 from l2dlib import runner as R
 from l2dlib.profiles import get_profile
 from l2dlib.studies import study_configs
@@ -86,9 +86,9 @@ def main() -> None:
 
     inc, dep = tables["increasing_experts"], tables["expert_dependence"]
     print("\nECE averaged over experts, mean over seeds, by number of experts:")
-    print(report.mean_by(inc, "num_experts").round(4).to_string())
+    print(aggregate.mean_by(inc, "num_experts").round(4).to_string())
     print("\nECE of the random expert, mean over seeds, by p:")
-    print(report.mean_by(dep, "expert_p", expert_kind="random").round(4).to_string())
+    print(aggregate.mean_by(dep, "expert_p", expert_kind="random").round(4).to_string())
     for study, t in (("increasing_experts", inc), ("expert_dependence", dep)):
         for method in t["method"].unique():
             print(f"{study}, {method}: ECE {report.describe_change(study, 'mog', t, method)}")

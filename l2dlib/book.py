@@ -50,7 +50,7 @@ ALWAYS_EXECUTED = ("reproducibility.ipynb",)
 
 # Every figure of the book: its label, its name (the paper's figure and panels it re-makes;
 # figures are not numbered, so that no book number fights the paper's), the tables it reads
-# (PROFILE: the page's profile; CIFAR-10: the profile shown, see report.shown_cifar_profile)
+# (PROFILE: the page's profile; CIFAR-10: the profile shown, see pages.shown_cifar_profile)
 # and its page. The reproducibility page's figure map is made from this list.
 FIGURES = (
     ("fig-1", "Figure 1", "mog/ and cifar10/ increasing_experts, expert_dependence", "figures"),

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .profiles import get_profile
 from .studies import AXES
 
 #: Figure 1 (a) as the authors plot it (MoG, increasing experts), read off their figure.
@@ -377,3 +378,33 @@ def corrected_verdict(row: dict | pd.Series, level: float) -> str:
     claim = BY_KEY[row["key"] if "key" in row else row.name]
     _, low, high = stats.Estimate(tuple(row["values"])).interval(level)
     return stats.verdict(claim.kind, low, high, claim.margin)
+
+
+# ------------------------------------------------------------------ regimes
+
+REGIMES = {  # MoG profile -> how the claim table names it
+    "paper": "the paper's data, our schedule",
+    "quick": "the paper's data, our schedule (3 seeds)",
+    "faithful": "the paper's data, the authors' schedule",
+    "draws": "10 draws of our generator, our schedule",
+    "smoke": "smoke test data",
+}
+
+
+SHORT_REGIMES = {  # (dataset, profile) -> its column in the findings table
+    ("mog", "paper"): "MoG, our schedule",
+    ("mog", "quick"): "MoG, our schedule (3 seeds)",
+    ("mog", "faithful"): "MoG, the authors' schedule",
+    ("mog", "draws"): "MoG, 10 data draws",
+    ("cifar10", "frozen_features"): "CIFAR-10, CPU features",
+    ("cifar10", "paper"): "CIFAR-10, fast ResNet",
+    ("cifar10", "faithful"): "CIFAR-10, WideResNet",
+}
+
+
+def regime_name(dataset: str, profile: str, *, short: bool = False) -> str:
+    if short:
+        return SHORT_REGIMES.get((dataset, profile), f"{dataset}, {profile}")
+    if dataset == "mog":
+        return f"{REGIMES.get(profile, profile)} (`{profile}`)"
+    return f"CIFAR-10, {get_profile('cifar10', profile).description} (`{profile}`)"

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from .aggregate import LABELS, per_seed
 from .data import Dataset
-from .report import LABELS, per_seed
 from .studies import AXES
 
 COLORS = {"softmax": "tab:blue", "ova": "tab:orange", "asymmetric_softmax": "tab:green"}
@@ -274,7 +274,7 @@ def figure1(tables: dict[tuple[str, str], pd.DataFrame | None], *, labels: dict[
     """Figure 1 as the paper's 2x3 grid: rows MoG and CIFAR-10; columns ECE against J,
     system accuracy against J, the random expert's ECE against p. ``tables`` maps
     (dataset, study) to a table or None (placeholder panels); ``labels`` gives each row's
-    title (see :func:`l2dlib.report.figure1_tables`). One legend for the figure."""
+    title (see :func:`l2dlib.pages.figure1_tables`). One legend for the figure."""
     fig = plt.figure(figsize=(10, 7), layout="constrained")
     rows = fig.subfigures(2, 1)
     axes = []

@@ -1,4 +1,5 @@
-"""Numbers the book states about each study, computed from the result tables.
+"""Numbers and sentences the book states about each study and claim, computed from the
+result tables and the claim registry (:mod:`l2dlib.claims`).
 
 The notebooks glue these into their prose, so no number in the text is typed by hand.
 """
@@ -9,41 +10,9 @@ import numpy as np
 import pandas as pd
 
 from . import claims, stats
-from .profiles import get_profile
-from .studies import AXES, IDENTITY
-
-#: How each method is named in tables, sentences and legends.
-LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric softmax"}
-
-
-def per_seed(table: pd.DataFrame, x: str, y: str, *, expert_kind: str | None = None) -> pd.DataFrame:
-    """Mean of ``y`` over experts for each (method, replicate, x), the replicate being the
-    training seed, or the data draw where the table holds several (see
-    :func:`l2dlib.stats.units`); optionally one kind of expert. The replicate column is
-    named ``seed`` either way."""
-    unit = stats.units(table)[0]
-    if expert_kind is not None:
-        table = table[table["expert_kind"] == expert_kind]
-    out = table.groupby(["method", unit, x], as_index=False)[y].mean()
-    return out.rename(columns={unit: "seed"})
-
-
-def mean_by(table: pd.DataFrame, x: str, y: str = "ece", *, expert_kind: str | None = None) -> pd.DataFrame:
-    """Mean over seeds of the per-seed values: rows ``x``, one column per method."""
-    return per_seed(table, x, y, expert_kind=expert_kind).groupby(["method", x])[y].mean().unstack(0)
-
-
-def summary(table: pd.DataFrame, x: str, *, expert_kind: str | None = None) -> pd.DataFrame:
-    """ECE (of ``expert_kind`` experts, or averaged over all) and system accuracy, mean
-    over seeds, per ``x``; columns (metric, method), methods in the legend's order and named
-    as in the legend."""
-    parts = {
-        "ECE": mean_by(table, x, "ece", expert_kind=expert_kind),
-        "system accuracy": mean_by(table, x, "system_accuracy"),
-    }
-    for name, part in parts.items():
-        parts[name] = part[[m for m in LABELS if m in part.columns]].rename(columns=LABELS)
-    return pd.concat(parts, axis=1)
+from .aggregate import BINNINGS, ECE_VARIANTS, LABELS, below_all_others, mean_by, ranking_is_stable
+from .claims import regime_name
+from .studies import AXES
 
 
 def describe_change(study: str, dataset: str, table: pd.DataFrame, method: str) -> str:
@@ -72,36 +41,6 @@ def describe_change(study: str, dataset: str, table: pd.DataFrame, method: str) 
     return f"changes by {mean:+.4f} {interval} from {axis.symbol} = {lo:g} to {hi:g} (no claim of the paper)"
 
 
-ECE_VARIANTS = {
-    "ece_10": "ECE, 10 bins",
-    "ece": "ECE, 20 bins (the paper's)",
-    "ece_30": "ECE, 30 bins",
-    "ece_adaptive": "adaptive ECE, 20 equal-mass bins",
-    "smooth_ece": "smooth ECE (no bins)",
-    "ece_uncapped": "ECE, 20 bins, estimates not capped",
-    "brier": "Brier score (capped estimates)",
-}
-
-
-def method_ranking(
-    table: pd.DataFrame, *, expert_kind: str | None = None, columns: dict[str, str] = ECE_VARIANTS
-) -> pd.DataFrame:
-    """Mean over seeds (of the mean over experts and configurations) of each calibration
-    metric per method, and the methods ranked from best (lowest) to worst."""
-    if expert_kind is not None:
-        table = table[table["expert_kind"] == expert_kind]
-    per_seed_means = table.groupby(["method", "seed"])[list(columns)].mean()
-    means = per_seed_means.groupby("method").mean().T
-    means.index = [columns[c] for c in means.index]
-    means["ranking (best first)"] = [" < ".join(row.sort_values().index) for _, row in means.iterrows()]
-    return means
-
-
-def ranking_is_stable(ranking: pd.DataFrame, rows: list[str]) -> bool:
-    """Whether the given rows of :func:`method_ranking` rank the methods identically."""
-    return ranking.loc[rows, "ranking (best first)"].nunique() == 1
-
-
 def trend_sentences(study: str, dataset: str, table: pd.DataFrame) -> str:
     """One sentence per method: the mean ECE at the smallest and largest point of the
     study's axis and :func:`describe_change`."""
@@ -114,90 +53,6 @@ def trend_sentences(study: str, dataset: str, table: pd.DataFrame) -> str:
         for m in LABELS
         if m in means.columns
     )
-
-
-# CIFAR-10 profiles a page shows by default, in order of precedence: the paper's network and
-# schedule, then the fast GPU network, then the CPU profile (frozen features + L2D heads).
-CIFAR_SHOWN = ("faithful", "paper", "frozen_features")
-
-
-def shown_cifar_profile(results_dir, studies, profile: str | None = None) -> str:
-    """``profile`` if given; else the first of :data:`CIFAR_SHOWN` whose tables of all
-    ``studies`` exist (GPU results take precedence), else the CPU profile."""
-    from .results import find_table
-
-    if profile is not None:
-        get_profile("cifar10", profile)
-        return profile
-    for candidate in CIFAR_SHOWN:
-        if all(find_table(results_dir, "cifar10", s, candidate)[0] is not None for s in studies):
-            return candidate
-    return CIFAR_SHOWN[-1]
-
-
-def data_title(info: dict | None, dataset: str, profile: str) -> str:
-    """A panel title's data line: MoG's data label and profile; for CIFAR-10 whether the data
-    is canonical and what the model is (the profile's description)."""
-    if dataset == "mog":
-        return f"{info['data_label']} ({profile})" if info else f"mixture of Gaussians ({profile})"
-    label = info["data_label"] if info else "CIFAR-10"
-    data = "CIFAR-10, NON-CANONICAL JPEG copy" if "NON-CANONICAL" in label else label.split(";")[0]
-    return f"{data}\n{get_profile(dataset, profile).description}"
-
-
-def missing_results(study: str, dataset: str, profile: str) -> str:
-    """Markdown saying that a study has no results for a profile, and the command that makes them."""
-    command = f"python -m l2dlib run {study} --dataset {dataset} --profile {profile}"
-    if get_profile(dataset, profile).needs_gpu:
-        return f"No {dataset} results for profile `{profile}` exist yet: they need a GPU (`{command} --device cuda`)."
-    return f"No {dataset} results for profile `{profile}` exist yet (`{command}`)."
-
-
-def figure_block(table: pd.DataFrame | None, path: str, name: str | None, alt: str, caption: str, missing: str) -> str:
-    """A page's MyST figure of committed results; where ``table`` is None, a note saying what
-    is missing and how to make it instead of a figure of empty frames (the label ``name``
-    stays, so links to the figure still land on the note)."""
-    target = f"({name})=\n" if name else ""
-    if table is None:
-        return f"{target}:::{{admonition}} Not drawn: no results yet\n:class: note\n{missing}\n:::\n"
-    label = f":name: {name}\n" if name else ""
-    # A width makes Sphinx link the image to its full-resolution file.
-    return f"```{{figure}} {path}\n{label}:width: 100%\n:alt: {alt}\n\n{caption}\n```\n"
-
-
-def describe_results(
-    study: str, table: pd.DataFrame | None, info: dict | None, profile: str, dataset: str = "cifar10"
-) -> str:
-    """Markdown for a page showing committed results: what data, profile, seeds and device
-    made them and each method's ECE trend; or, when ``table`` is None, why there are none."""
-    if table is None:
-        return missing_results(study, dataset, profile)
-    label = info["data_label"]
-    data = (
-        label
-        if isinstance(label, str)
-        else f"{len(label)} draws of our MoG generator (data seeds {info['data_seeds']})"
-    )
-    model = get_profile(info["dataset"], profile).description
-    model = f" ({model})" if model and info["dataset"] == "cifar10" else ""
-    made = f"Data: {data}; profile `{profile}`{model}, seeds {info['seeds']}, device {info['device']}. "
-    return made + trend_sentences(study, info["dataset"], table)
-
-
-def below_all_others(table: pd.DataFrame, method: str, column: str = "classifier_accuracy") -> dict:
-    """How many of ``method``'s models score below every model of the other methods on a
-    per-model ``column`` (e.g. a classifier that failed to train): count, models, this
-    method's worst value and the other methods' worst value."""
-    model = [c for c in IDENTITY[1:] if c in table]  # method first; one study's table
-    per_model = table.groupby(model, dropna=False)[column].first()
-    mine = per_model.loc[method]
-    worst_other = float(per_model.drop(index=method, level="method").min())
-    return {
-        "count": int((mine < worst_other).sum()),
-        "models": int(len(mine)),
-        "worst": float(mine.min()),
-        "worst_other": worst_other,
-    }
 
 
 def describe_failures(table: pd.DataFrame, method: str, *, margin: float = 0.01) -> str:
@@ -239,176 +94,11 @@ def study_numbers(study: str, table: pd.DataFrame, dataset: str = "mog") -> dict
     return out
 
 
-def degeneracy_numbers(increasing: pd.DataFrame, dependence: pd.DataFrame) -> dict[str, float]:
-    """How often the softmax estimate exceeds 1 (largest mean over seeds along each study's
-    axis) and how much capping lowers its ECE (mean over rows), in both MoG studies."""
-    out = {}
-    for name, table, x in (("inc", increasing, "num_experts"), ("dep", dependence, "expert_p")):
-        sm = table[table["method"] == "softmax"]
-        out[f"frac_{name}_max"] = float(sm.groupby(x)["frac_estimates_above_1"].mean().max())
-        out[f"cap_gap_{name}"] = float((sm["ece_uncapped"] - sm["ece"]).mean())
-    return out
-
-
-BINNINGS = ("ece_10", "ece", "ece_30", "ece_adaptive")
-
-
 def describe_stability(ranking: pd.DataFrame) -> str:
     """Whether :func:`method_ranking` ranks the methods the same under every binning."""
     if ranking_is_stable(ranking, [ECE_VARIANTS[c] for c in BINNINGS]):
         return "the same under every binning"
     return "not the same under every binning"
-
-
-def figure1_tables(results_dir, profiles: dict[str, str | None]) -> tuple[dict, dict[str, str], list[str]]:
-    """What Figure 1 draws: per (dataset, study) the table on disk or None; per dataset the
-    panel title's data line (:func:`data_title`); and a note for each missing table. A
-    CIFAR-10 profile of None is chosen by :func:`shown_cifar_profile`."""
-    from .results import find_table
-
-    tables, labels, notes = {}, {}, []
-    studies = ("increasing_experts", "expert_dependence")
-    for dataset, profile in profiles.items():
-        if dataset == "cifar10":
-            profile = shown_cifar_profile(results_dir, studies, profile)
-        labels[dataset] = data_title(None, dataset, profile)
-        for study in studies:
-            table, info = find_table(results_dir, dataset, study, profile, from_bins=True)
-            tables[dataset, study] = table
-            if table is not None:
-                labels[dataset] = data_title(info, dataset, profile)
-            elif (note := missing_results(study, dataset, profile)) not in notes:
-                notes.append(note)
-    return tables, labels, notes
-
-
-def mog_facts(params, points: int) -> dict[str, float]:
-    """What the MoG page states about a draw, from its true densities: the Bayes-optimal
-    classifier accuracy, its error on clusters 1 and 2 (do they overlap?), the share of
-    points in the experts' region (clusters 2, 3), the best system's accuracy with an oracle
-    on that region, and the ECE noise floor at ``points`` test points."""
-    from .data import mog
-    from .experts import oracle
-    from .studies import EXPERT_REGION
-
-    x, y = mog.sample(params, 200_000, np.random.default_rng(0))
-    pred = mog.posteriors(params, x).argmax(1)
-    middle = np.isin(y, (1, 2))
-    expert = oracle(EXPERT_REGION["mog"])
-    floor, spread = mog.noise_floor(params, (expert,), points, repeats=100)
-    return {
-        "bayes_accuracy": mog.bayes_accuracy(params, step=0.05),
-        "bayes_error_clusters_1_2": float((pred[middle] != y[middle]).mean()),
-        "expert_region_share": float(np.isin(y, EXPERT_REGION["mog"]).mean()),
-        "bayes_system_accuracy": mog.bayes_accuracy(params, (expert,), step=0.05),
-        "noise_floor": floor,
-        "noise_floor_sd": spread,
-    }
-
-
-def params_table(params) -> pd.DataFrame:
-    """A draw's parameters, one row per cluster."""
-    return pd.DataFrame(
-        {
-            "points (of 20,000)": params.counts(20_000),
-            "mean": [f"({m[0]:.3f}, {m[1]:.3f})" for m in params.means],
-            "variances": [f"({v[0]:.3f}, {v[1]:.3f})" for v in params.variances],
-        },
-        index=pd.Index(range(4), name="cluster"),
-    )
-
-
-# ------------------------------------------------------------------ claims and verdicts
-# Every verdict shown comes from the registry in l2dlib.claims, judged on the tables found.
-
-REGIMES = {  # MoG profile -> how the claim table names it
-    "paper": "the paper's data, our schedule",
-    "quick": "the paper's data, our schedule (3 seeds)",
-    "faithful": "the paper's data, the authors' schedule",
-    "draws": "10 draws of our generator, our schedule",
-    "smoke": "smoke test data",
-}
-SHORT_REGIMES = {  # (dataset, profile) -> its column in the findings table
-    ("mog", "paper"): "MoG, our schedule",
-    ("mog", "quick"): "MoG, our schedule (3 seeds)",
-    ("mog", "faithful"): "MoG, the authors' schedule",
-    ("mog", "draws"): "MoG, 10 data draws",
-    ("cifar10", "frozen_features"): "CIFAR-10, CPU features",
-    ("cifar10", "paper"): "CIFAR-10, fast ResNet",
-    ("cifar10", "faithful"): "CIFAR-10, WideResNet",
-}
-MOG_STUDIES = ("increasing_experts", "expert_dependence", "authors_experts")
-CIFAR_STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
-
-
-def profile_tables(results_dir, dataset: str, profile: str, *, from_bins: bool = False) -> dict | None:
-    """The tables of the studies the claims of ``dataset`` read (study -> table or None) for
-    one profile; None where none exist. ``from_bins``: see :func:`l2dlib.results.find_table`."""
-    from .results import find_table
-
-    studies = MOG_STUDIES if dataset == "mog" else CIFAR_STUDIES
-    tables = {s: find_table(results_dir, dataset, s, profile, from_bins=from_bins)[0] for s in studies}
-    return None if all(t is None for t in tables.values()) else tables
-
-
-def judged(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
-    """:func:`l2dlib.claims.judge_all` on one profile's tables (None where none exist)."""
-    tables = profile_tables(results_dir, dataset, profile)
-    return None if tables is None else claims.judge_all(dataset, tables)
-
-
-ESTIMATORS = {  # ECE columns the robustness table judges the claims under
-    "ece": "20 bins (the paper's)",
-    "ece_10": "10 bins",
-    "ece_30": "30 bins",
-    "ece_adaptive": "20 equal-mass bins",
-    "ece_l2_debiased": "debiased l2, 20 bins",
-    "smooth_ece": "smooth ECE",
-}
-
-
-def robustness(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
-    """The ECE claims' verdicts on one profile's tables under each of :data:`ESTIMATORS`
-    (rows: claims; columns: estimators); None where no table exists."""
-    tables = profile_tables(results_dir, dataset, profile, from_bins=True)
-    if tables is None:
-        return None
-    columns = {}
-    for column, name in ESTIMATORS.items():
-        judged = claims.judge_all(dataset, tables, ece=column)
-        if judged.empty:  # no claim applies (e.g. only methods the paper does not judge)
-            return None
-        judged = judged[judged["key"].map(lambda k: claims.BY_KEY[k].metric == "ece")]
-        columns[name] = judged.set_index("claim")["verdict"]
-    out = pd.DataFrame(columns)
-    out.insert(len(out.columns), "same under all", (out.nunique(axis=1) == 1).map({True: "yes", False: "**no**"}))
-    return out.reset_index()
-
-
-def table_markdown(table: pd.DataFrame | None, missing: str = "*(No results.)*") -> str:
-    """A small DataFrame as a Markdown table (cells as they are)."""
-    if table is None or table.empty:
-        return missing
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def regimes(results_dir, mog_profiles, cifar_profile: str | None = None) -> dict[tuple[str, str], pd.DataFrame]:
-    """Judged claims per (dataset, profile) whose tables exist: the MoG profiles, then the
-    CIFAR-10 profile shown (:func:`shown_cifar_profile`)."""
-    keys = [("mog", p) for p in dict.fromkeys(mog_profiles)]
-    keys.append(("cifar10", shown_cifar_profile(results_dir, CIFAR_STUDIES, cifar_profile)))
-    out = {k: judged(results_dir, *k) for k in keys}
-    return {k: v for k, v in out.items() if v is not None and len(v)}
-
-
-def regime_name(dataset: str, profile: str, *, short: bool = False) -> str:
-    if short:
-        return SHORT_REGIMES.get((dataset, profile), f"{dataset}, {profile}")
-    if dataset == "mog":
-        return f"{REGIMES.get(profile, profile)} (`{profile}`)"
-    return f"CIFAR-10, {get_profile('cifar10', profile).description} (`{profile}`)"
 
 
 def family(results: dict) -> tuple[int, float]:
@@ -539,27 +229,6 @@ def multiplicity_markdown(results: dict) -> str:
     )
 
 
-def markdown_html(text: str) -> str:
-    """The little Markdown of :func:`rule_markdown` (paragraphs, "- " lists, **bold**,
-    *italics*) as HTML, for pages that only HTML reaches."""
-    import html
-    import re
-
-    def inline(t: str) -> str:
-        t = html.escape(t, quote=False)
-        t = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", t)
-        return re.sub(r"\*(.+?)\*", r"<em>\1</em>", t)
-
-    out = []
-    for block in text.split("\n\n"):
-        lines = block.split("\n")
-        if all(line.startswith("- ") for line in lines):
-            out.append("<ul>" + "".join(f"<li>{inline(line[2:])}</li>" for line in lines) + "</ul>")
-        else:
-            out.append(f"<p>{inline(' '.join(lines))}</p>")
-    return "".join(out)
-
-
 #: The first page's questions, each answered from the registry's verdicts of these claims.
 QUESTIONS = (
     ("Is softmax less calibrated than OvA?", ("mog_gap", "cifar10_gap", "cifar10_specialists_gap")),
@@ -581,6 +250,8 @@ QUESTIONS = (
         ("mog_accuracy", "cifar10_accuracy", "cifar10_specialists_accuracy"),
     ),
 )
+
+
 PLAIN = {  # verdict -> the answer in words
     "reproduced": "yes, at the paper's size",
     "direction reproduced, size unresolved": "yes in direction, size unresolved",
@@ -591,7 +262,11 @@ PLAIN = {  # verdict -> the answer in words
     "holds": "yes",
     "fails": "no",
 }
+
+
 _PLAIN_LEVEL = {"reproduced": "yes", "not reproduced": "no", "inconclusive": "undecided"}
+
+
 _PLAIN_MARGIN = {  # where the paper gives a direction only, the answer is against m
     "reproduced": "yes, by more than m = {m:g}",
     "same direction, smaller": "yes, but by less than m = {m:g}",
@@ -628,40 +303,3 @@ def bottom_line(results: dict, primary: tuple[str, ...] = ("paper",)) -> list[st
         if answers:
             out.append(f"**{question}** " + "; ".join(answers) + ".")
     return out
-
-
-def bottom_line_html(sentences: list[str]) -> str:
-    """:func:`bottom_line` as an HTML list (it is pasted into the introduction)."""
-    if not sentences:
-        return "<p><em>No results to judge the paper's claims by.</em></p>"
-    return markdown_html("\n".join(f"- {s}" for s in sentences))
-
-
-def findings_html(table: pd.DataFrame) -> str:
-    """:func:`findings` as an HTML table in the theme's style (pasted into the introduction:
-    only HTML crosses pages), in the theme's container that scrolls sideways on a phone."""
-    if table.empty:
-        return "<p><em>No results to judge the paper's claims by.</em></p>"
-    html = table.to_html(index=False, border=0, classes="table", escape=True).replace(' style="text-align: right;"', "")
-    return f'<div class="pst-scrollable-table-container">{html}</div>'
-
-
-def provenance_dropdown(info: dict | None, what: str) -> str:
-    """A collapsed MyST dropdown under a figure: which table, profile, seeds, data, commit,
-    device and date made it (empty where there is no table)."""
-    if info is None:
-        return ""
-    label = info["data_label"]
-    data = label if isinstance(label, str) else f"{len(label)} draws of our MoG generator"
-    dirty = info["git_commit"].endswith("+dirty")
-    rows = {
-        "table": f"`{info['dataset']}/{info['study']}-{info['profile']}.csv`",
-        "profile": f"`{info['profile']}`, seeds {', '.join(map(str, info['seeds']))}",
-        "data": data,
-        "commit": f"`{info['git_commit'][:12]}`" + " (with uncommitted changes)" * dirty,
-        "device": info["device"],
-        "created": info["created"],
-        "configurations": f"{info['num_configs']} ({info['num_computed']} computed by the last run)",
-    }
-    body = "\n".join(f"- **{k}**: {v}" for k, v in rows.items())
-    return f":::{{dropdown}} Provenance of {what}\n{body}\n:::\n"

@@ -147,7 +147,7 @@ def test_the_first_page_says_the_bottom_line_then_shows_the_findings_computed_fr
     read: a stale verdict cannot be shown."""
     import html as h
 
-    from l2dlib import report
+    from l2dlib import pages, report
 
     out, html = built
     intro = (html / "intro.html").read_text()
@@ -156,7 +156,7 @@ def test_the_first_page_says_the_bottom_line_then_shows_the_findings_computed_fr
     assert findings.index("Is softmax less calibrated") < findings.index("pst-scrollable-table-container")
     assert "<th>the paper</th>" in findings and "Not reproduced as published" in findings
     assert "<strong>inconclusive</strong> when it contains both 0 and <em>m</em>" in findings  # the rule
-    expected = report.findings(report.regimes(out / "results", ["smoke", "faithful", "draws"], "smoke"))
+    expected = report.findings(pages.regimes(out / "results", ["smoke", "faithful", "draws"], "smoke"))
     assert len(expected) > 5
     table = findings[findings.index("<table") : findings.index("</table>")]
     rows = [re.findall(r"<td>(.*?)</td>", r, re.S) for r in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]

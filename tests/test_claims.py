@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from l2dlib import claims, report
+from l2dlib import claims, pages, report
 
 
 def test_every_claim_of_sections_5_2_to_5_4_has_a_record():
@@ -88,10 +88,10 @@ def test_judging_a_hand_made_table():
 
 
 def test_every_printed_verdict_comes_from_the_registry():
-    results = report.regimes(None, ["paper", "faithful", "draws"])
+    results = pages.regimes(None, ["paper", "faithful", "draws"])
     table = report.findings(results)
     for (dataset, profile), judged in results.items():
-        column = report.regime_name(dataset, profile, short=True)
+        column = claims.regime_name(dataset, profile, short=True)
         for _, row in judged.iterrows():
             claim = claims.BY_KEY[row["key"]]
             lo, hi = row["95% interval"]

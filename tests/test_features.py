@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from l2dlib import claims, features, report
+from l2dlib import claims, features, pages
 from l2dlib.__main__ import main
 from l2dlib.batch import load_data, make_batches, train_batch
 from l2dlib.data.cifar10 import synthetic_cifar10
@@ -136,26 +136,26 @@ def test_smoke_runs_of_the_three_studies(tmp_path):
         assert info["settings"]["extractor"]["widths"] == [8, 16, 16]
         assert info["settings"]["model_options"] == {"hidden": [128]}
     # The page's choice of profile, and its claim table, come from these tables.
-    assert report.shown_cifar_profile(tmp_path, report.CIFAR_STUDIES) == "frozen_features"
-    judged = report.regimes(tmp_path, [])
+    assert pages.shown_cifar_profile(tmp_path, pages.CIFAR_STUDIES) == "frozen_features"
+    judged = pages.regimes(tmp_path, [])
     assert list(judged) == [("cifar10", "frozen_features")]
-    assert "frozen CNN features" in report.regime_name("cifar10", "frozen_features")
+    assert "frozen CNN features" in claims.regime_name("cifar10", "frozen_features")
 
 
 def test_gpu_results_take_precedence_where_they_exist(monkeypatch):
     committed = {"frozen_features"}
     monkeypatch.setattr(
-        "l2dlib.results.find_table",
+        "l2dlib.pages.find_table",
         lambda results_dir, dataset, study, profile: ("table", {}) if profile in committed else (None, None),
     )
-    assert report.shown_cifar_profile(None, report.CIFAR_STUDIES) == "frozen_features"
+    assert pages.shown_cifar_profile(None, pages.CIFAR_STUDIES) == "frozen_features"
     committed.add("paper")
-    assert report.shown_cifar_profile(None, report.CIFAR_STUDIES) == "paper"
+    assert pages.shown_cifar_profile(None, pages.CIFAR_STUDIES) == "paper"
     committed.add("faithful")
-    assert report.shown_cifar_profile(None, report.CIFAR_STUDIES) == "faithful"
-    assert report.shown_cifar_profile(None, report.CIFAR_STUDIES, "frozen_features") == "frozen_features"
+    assert pages.shown_cifar_profile(None, pages.CIFAR_STUDIES) == "faithful"
+    assert pages.shown_cifar_profile(None, pages.CIFAR_STUDIES, "frozen_features") == "frozen_features"
     committed.clear()  # nothing committed: the CPU profile, whose pages then say how to make it
-    assert report.shown_cifar_profile(None, report.CIFAR_STUDIES) == "frozen_features"
+    assert pages.shown_cifar_profile(None, pages.CIFAR_STUDIES) == "frozen_features"
 
 
 def test_cifar_claims_against_hand_computed_numbers():

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from l2dlib import report
+from l2dlib import aggregate, claims, pages, report
 
 
 def _table(slope_by_method, noise=((0.0, 0.001), (0.001, -0.001), (-0.001, 0.0))):
@@ -45,17 +45,17 @@ def test_ranking_and_its_stability():
     for col in ("ece_10", "ece_30", "ece_adaptive", "smooth_ece", "ece_uncapped", "brier"):
         table[col] = table["ece"]
     table.loc[table.method == "ova", "ece_adaptive"] += 1.0  # make OvA worst under one binning
-    ranking = report.method_ranking(table)
+    ranking = aggregate.method_ranking(table)
     assert ranking.loc["ECE, 20 bins (the paper's)", "ranking (best first)"] == "ova < softmax"
-    assert not report.ranking_is_stable(ranking, list(ranking.index[:4]))
-    assert report.ranking_is_stable(ranking, list(ranking.index[:3]))
+    assert not aggregate.ranking_is_stable(ranking, list(ranking.index[:4]))
+    assert aggregate.ranking_is_stable(ranking, list(ranking.index[:3]))
 
 
 def test_describe_results_says_plainly_when_there_are_none():
-    text = report.describe_results("specialized_experts", None, None, "paper")
+    text = pages.describe_results("specialized_experts", None, None, "paper")
     assert text.startswith("No cifar10 results for profile `paper` exist yet: they need a GPU")
     assert "`python -m l2dlib run specialized_experts --dataset cifar10 --profile paper --device cuda`" in text
-    assert report.missing_results("increasing_experts", "mog", "quick") == (
+    assert pages.missing_results("increasing_experts", "mog", "quick") == (
         "No mog results for profile `quick` exist yet (`python -m l2dlib run increasing_experts --dataset mog "
         "--profile quick`)."
     )
@@ -66,7 +66,7 @@ def test_below_all_others_counts_failed_classifiers():
     table["expert_p"] = None
     bad = (table.method == "asymmetric_softmax") & (table.seed == 1) & (table.num_experts == 4)
     table.loc[bad, "system_accuracy"] = 0.5
-    out = report.below_all_others(table, "asymmetric_softmax", "system_accuracy")
+    out = aggregate.below_all_others(table, "asymmetric_softmax", "system_accuracy")
     assert out == {"count": 1, "models": 12, "worst": 0.5, "worst_other": 0.9}
 
 
@@ -83,24 +83,24 @@ def test_describe_failures_states_what_the_numbers_say():
 
 
 def test_the_findings_table_lists_each_regimes_verdicts_and_a_dash_where_it_has_none():
-    results = report.regimes(None, ["paper", "faithful"])
+    results = pages.regimes(None, ["paper", "faithful"])
     table = report.findings(results)
     mog = results["mog", "paper"].set_index("claim")["verdict"]
     (cifar_key,) = [k for k in results if k[0] == "cifar10"]
     cifar = results[cifar_key].set_index("claim")["verdict"]
     assert list(table.columns[:4]) == ["claim", "the paper", "MoG, our schedule", "MoG, the authors' schedule"]
-    column = report.SHORT_REGIMES[cifar_key]
+    column = claims.SHORT_REGIMES[cifar_key]
     for row in table.itertuples(index=False):
         row = dict(zip(table.columns, row))
         assert row["MoG, our schedule"] == mog.get(row["claim"], "-")
         assert row[column] == cifar.get(row["claim"], "-")
     assert set(mog.index) | set(cifar.index) == set(table["claim"])
-    html = report.findings_html(table)
+    html = pages.findings_html(table)
     assert html.count("<tr>") == len(table) + 1 and "text-align: right" not in html
 
 
 def test_the_bottom_line_answers_each_question_from_the_verdicts():
-    results = report.regimes(None, ["paper"])
+    results = pages.regimes(None, ["paper"])
     sentences = report.bottom_line(results)
     assert len(sentences) == len(report.QUESTIONS)
     mog = results["mog", "paper"].set_index("key")
@@ -111,7 +111,7 @@ def test_the_bottom_line_answers_each_question_from_the_verdicts():
         f"{report.PLAIN[gap['verdict']]} ({gap['statistic']}: {gap['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
         in sentences[0]
     )
-    html = report.bottom_line_html(sentences)
+    html = pages.bottom_line_html(sentences)
     assert html.startswith("<ul><li><strong>Is softmax less calibrated than OvA?</strong>") and html.count("<li>") == 6
     assert "(Bonferroni" not in report.claims_markdown(results, "mog")  # only with a level
     n, level = report.family(results)
@@ -124,6 +124,6 @@ def test_below_all_others_counts_each_data_draw_as_its_own_model():
     table = pd.concat([one.assign(data_seed=0), one.assign(data_seed=1)], ignore_index=True)
     bad = (table.method == "asymmetric_softmax") & (table.data_seed == 1) & (table.seed == 1)
     table.loc[bad, "system_accuracy"] = 0.1
-    out = report.below_all_others(table, "asymmetric_softmax", "system_accuracy")
-    assert out["models"] == 2 * report.below_all_others(one, "asymmetric_softmax", "system_accuracy")["models"]
+    out = aggregate.below_all_others(table, "asymmetric_softmax", "system_accuracy")
+    assert out["models"] == 2 * aggregate.below_all_others(one, "asymmetric_softmax", "system_accuracy")["models"]
     assert out["count"] == table[bad].groupby("num_experts").ngroups

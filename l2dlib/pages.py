@@ -1,0 +1,221 @@
+"""What a book page shows: which committed tables, the figure blocks and notes, the claim
+and robustness tables, and the Markdown/HTML they are pasted in as. The notebooks call
+these; the numbers come from :mod:`l2dlib.aggregate`, :mod:`l2dlib.claims` and the prose
+from :mod:`l2dlib.report`."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import claims, report
+from .profiles import get_profile
+from .results import find_table
+
+# CIFAR-10 profiles a page shows by default, in order of precedence: the paper's network and
+# schedule, then the fast GPU network, then the CPU profile (frozen features + L2D heads).
+CIFAR_SHOWN = ("faithful", "paper", "frozen_features")
+
+
+def shown_cifar_profile(results_dir, studies, profile: str | None = None) -> str:
+    """``profile`` if given; else the first of :data:`CIFAR_SHOWN` whose tables of all
+    ``studies`` exist (GPU results take precedence), else the CPU profile."""
+    if profile is not None:
+        get_profile("cifar10", profile)
+        return profile
+    for candidate in CIFAR_SHOWN:
+        if all(find_table(results_dir, "cifar10", s, candidate)[0] is not None for s in studies):
+            return candidate
+    return CIFAR_SHOWN[-1]
+
+
+def data_title(info: dict | None, dataset: str, profile: str) -> str:
+    """A panel title's data line: MoG's data label and profile; for CIFAR-10 whether the data
+    is canonical and what the model is (the profile's description)."""
+    if dataset == "mog":
+        return f"{info['data_label']} ({profile})" if info else f"mixture of Gaussians ({profile})"
+    label = info["data_label"] if info else "CIFAR-10"
+    data = "CIFAR-10, NON-CANONICAL JPEG copy" if "NON-CANONICAL" in label else label.split(";")[0]
+    return f"{data}\n{get_profile(dataset, profile).description}"
+
+
+def missing_results(study: str, dataset: str, profile: str) -> str:
+    """Markdown saying that a study has no results for a profile, and the command that makes them."""
+    command = f"python -m l2dlib run {study} --dataset {dataset} --profile {profile}"
+    if get_profile(dataset, profile).needs_gpu:
+        return f"No {dataset} results for profile `{profile}` exist yet: they need a GPU (`{command} --device cuda`)."
+    return f"No {dataset} results for profile `{profile}` exist yet (`{command}`)."
+
+
+def figure_block(table: pd.DataFrame | None, path: str, name: str | None, alt: str, caption: str, missing: str) -> str:
+    """A page's MyST figure of committed results; where ``table`` is None, a note saying what
+    is missing and how to make it instead of a figure of empty frames (the label ``name``
+    stays, so links to the figure still land on the note)."""
+    target = f"({name})=\n" if name else ""
+    if table is None:
+        return f"{target}:::{{admonition}} Not drawn: no results yet\n:class: note\n{missing}\n:::\n"
+    label = f":name: {name}\n" if name else ""
+    # A width makes Sphinx link the image to its full-resolution file.
+    return f"```{{figure}} {path}\n{label}:width: 100%\n:alt: {alt}\n\n{caption}\n```\n"
+
+
+def describe_results(
+    study: str, table: pd.DataFrame | None, info: dict | None, profile: str, dataset: str = "cifar10"
+) -> str:
+    """Markdown for a page showing committed results: what data, profile, seeds and device
+    made them and each method's ECE trend; or, when ``table`` is None, why there are none."""
+    if table is None:
+        return missing_results(study, dataset, profile)
+    label = info["data_label"]
+    data = (
+        label
+        if isinstance(label, str)
+        else f"{len(label)} draws of our MoG generator (data seeds {info['data_seeds']})"
+    )
+    model = get_profile(info["dataset"], profile).description
+    model = f" ({model})" if model and info["dataset"] == "cifar10" else ""
+    made = f"Data: {data}; profile `{profile}`{model}, seeds {info['seeds']}, device {info['device']}. "
+    return made + report.trend_sentences(study, info["dataset"], table)
+
+
+def figure1_tables(results_dir, profiles: dict[str, str | None]) -> tuple[dict, dict[str, str], list[str]]:
+    """What Figure 1 draws: per (dataset, study) the table on disk or None; per dataset the
+    panel title's data line (:func:`data_title`); and a note for each missing table. A
+    CIFAR-10 profile of None is chosen by :func:`shown_cifar_profile`."""
+    tables, labels, notes = {}, {}, []
+    studies = ("increasing_experts", "expert_dependence")
+    for dataset, profile in profiles.items():
+        if dataset == "cifar10":
+            profile = shown_cifar_profile(results_dir, studies, profile)
+        labels[dataset] = data_title(None, dataset, profile)
+        for study in studies:
+            table, info = find_table(results_dir, dataset, study, profile, from_bins=True)
+            tables[dataset, study] = table
+            if table is not None:
+                labels[dataset] = data_title(info, dataset, profile)
+            elif (note := missing_results(study, dataset, profile)) not in notes:
+                notes.append(note)
+    return tables, labels, notes
+
+
+MOG_STUDIES = ("increasing_experts", "expert_dependence", "authors_experts")
+
+
+CIFAR_STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts")
+
+
+def profile_tables(results_dir, dataset: str, profile: str, *, from_bins: bool = False) -> dict | None:
+    """The tables of the studies the claims of ``dataset`` read (study -> table or None) for
+    one profile; None where none exist. ``from_bins``: see :func:`l2dlib.results.find_table`."""
+    studies = MOG_STUDIES if dataset == "mog" else CIFAR_STUDIES
+    tables = {s: find_table(results_dir, dataset, s, profile, from_bins=from_bins)[0] for s in studies}
+    return None if all(t is None for t in tables.values()) else tables
+
+
+def judged(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
+    """:func:`l2dlib.claims.judge_all` on one profile's tables (None where none exist)."""
+    tables = profile_tables(results_dir, dataset, profile)
+    return None if tables is None else claims.judge_all(dataset, tables)
+
+
+ESTIMATORS = {  # ECE columns the robustness table judges the claims under
+    "ece": "20 bins (the paper's)",
+    "ece_10": "10 bins",
+    "ece_30": "30 bins",
+    "ece_adaptive": "20 equal-mass bins",
+    "ece_l2_debiased": "debiased l2, 20 bins",
+    "smooth_ece": "smooth ECE",
+}
+
+
+def robustness(results_dir, dataset: str, profile: str) -> pd.DataFrame | None:
+    """The ECE claims' verdicts on one profile's tables under each of :data:`ESTIMATORS`
+    (rows: claims; columns: estimators); None where no table exists."""
+    tables = profile_tables(results_dir, dataset, profile, from_bins=True)
+    if tables is None:
+        return None
+    columns = {}
+    for column, name in ESTIMATORS.items():
+        judged = claims.judge_all(dataset, tables, ece=column)
+        if judged.empty:  # no claim applies (e.g. only methods the paper does not judge)
+            return None
+        judged = judged[judged["key"].map(lambda k: claims.BY_KEY[k].metric == "ece")]
+        columns[name] = judged.set_index("claim")["verdict"]
+    out = pd.DataFrame(columns)
+    out.insert(len(out.columns), "same under all", (out.nunique(axis=1) == 1).map({True: "yes", False: "**no**"}))
+    return out.reset_index()
+
+
+def table_markdown(table: pd.DataFrame | None, missing: str = "*(No results.)*") -> str:
+    """A small DataFrame as a Markdown table (cells as they are)."""
+    if table is None or table.empty:
+        return missing
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def regimes(results_dir, mog_profiles, cifar_profile: str | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+    """Judged claims per (dataset, profile) whose tables exist: the MoG profiles, then the
+    CIFAR-10 profile shown (:func:`shown_cifar_profile`)."""
+    keys = [("mog", p) for p in dict.fromkeys(mog_profiles)]
+    keys.append(("cifar10", shown_cifar_profile(results_dir, CIFAR_STUDIES, cifar_profile)))
+    out = {k: judged(results_dir, *k) for k in keys}
+    return {k: v for k, v in out.items() if v is not None and len(v)}
+
+
+def markdown_html(text: str) -> str:
+    """The little Markdown of :func:`rule_markdown` (paragraphs, "- " lists, **bold**,
+    *italics*) as HTML, for pages that only HTML reaches."""
+    import html
+    import re
+
+    def inline(t: str) -> str:
+        t = html.escape(t, quote=False)
+        t = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", t)
+        return re.sub(r"\*(.+?)\*", r"<em>\1</em>", t)
+
+    out = []
+    for block in text.split("\n\n"):
+        lines = block.split("\n")
+        if all(line.startswith("- ") for line in lines):
+            out.append("<ul>" + "".join(f"<li>{inline(line[2:])}</li>" for line in lines) + "</ul>")
+        else:
+            out.append(f"<p>{inline(' '.join(lines))}</p>")
+    return "".join(out)
+
+
+def bottom_line_html(sentences: list[str]) -> str:
+    """:func:`bottom_line` as an HTML list (it is pasted into the introduction)."""
+    if not sentences:
+        return "<p><em>No results to judge the paper's claims by.</em></p>"
+    return markdown_html("\n".join(f"- {s}" for s in sentences))
+
+
+def findings_html(table: pd.DataFrame) -> str:
+    """:func:`findings` as an HTML table in the theme's style (pasted into the introduction:
+    only HTML crosses pages), in the theme's container that scrolls sideways on a phone."""
+    if table.empty:
+        return "<p><em>No results to judge the paper's claims by.</em></p>"
+    html = table.to_html(index=False, border=0, classes="table", escape=True).replace(' style="text-align: right;"', "")
+    return f'<div class="pst-scrollable-table-container">{html}</div>'
+
+
+def provenance_dropdown(info: dict | None, what: str) -> str:
+    """A collapsed MyST dropdown under a figure: which table, profile, seeds, data, commit,
+    device and date made it (empty where there is no table)."""
+    if info is None:
+        return ""
+    label = info["data_label"]
+    data = label if isinstance(label, str) else f"{len(label)} draws of our MoG generator"
+    dirty = info["git_commit"].endswith("+dirty")
+    rows = {
+        "table": f"`{info['dataset']}/{info['study']}-{info['profile']}.csv`",
+        "profile": f"`{info['profile']}`, seeds {', '.join(map(str, info['seeds']))}",
+        "data": data,
+        "commit": f"`{info['git_commit'][:12]}`" + " (with uncommitted changes)" * dirty,
+        "device": info["device"],
+        "created": info["created"],
+        "configurations": f"{info['num_configs']} ({info['num_computed']} computed by the last run)",
+    }
+    body = "\n".join(f"- **{k}**: {v}" for k, v in rows.items())
+    return f":::{{dropdown}} Provenance of {what}\n{body}\n:::\n"
