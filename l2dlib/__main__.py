@@ -231,8 +231,9 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def _features(args: argparse.Namespace) -> None:
     from .data.cifar10 import load_cifar10
     from .features import extractor_summary, feature_dataset, features_path, weights_path
+    from .files import check_writable
     from .profiles import get_profile
-    from .results import check_writable, resolve_dir
+    from .results import resolve_dir
 
     cfg = get_profile("cifar10", args.profile).extractor
     images = load_cifar10(args.data_dir)

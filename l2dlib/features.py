@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict
@@ -29,6 +28,7 @@ from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 from .config import ExtractorConfig
 from .data import SPLITS, Dataset
 from .data.transforms import augment, normalize
+from .files import atomic_write_bytes
 from .models import FastResNet
 
 
@@ -202,17 +202,7 @@ def _save(path: Path, obj: dict) -> None:
     """torch.save through a temporary file and a rename: never half a file."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise OSError(f"cannot write {path}: {err.strerror or err}") from err
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def stored_extractors(folder: str | os.PathLike) -> list[dict]:

@@ -1,15 +1,19 @@
-"""What a book page shows: which committed tables, the figure blocks and notes, the claim
-and robustness tables, and the Markdown/HTML they are pasted in as. The notebooks call
-these; the numbers come from :mod:`l2dlib.aggregate`, :mod:`l2dlib.claims` and the prose
-from :mod:`l2dlib.report`."""
+"""What a book page shows: the tables it reads (:func:`study_table` runs a MoG study live,
+:func:`committed_table` reads committed results), which CIFAR-10 profile, the figure
+blocks and notes, the claim and robustness tables, and the Markdown/HTML they are pasted
+in as. The notebooks call these; the numbers come from :mod:`l2dlib.aggregate` and
+:mod:`l2dlib.claims`, the prose from :mod:`l2dlib.report`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from . import claims, report
-from .profiles import get_profile
+from . import claims, report, results
+from .profiles import DEFAULT_PROFILE, get_profile
 from .results import find_table
+from .runner import run_studies
 
 # CIFAR-10 profiles a page shows by default, in order of precedence: the paper's network and
 # schedule, then the fast GPU network, then the CPU profile (frozen features + L2D heads).
@@ -219,3 +223,47 @@ def provenance_dropdown(info: dict | None, what: str) -> str:
     }
     body = "\n".join(f"- **{k}**: {v}" for k, v in rows.items())
     return f":::{{dropdown}} Provenance of {what}\n{body}\n:::\n"
+
+
+# ------------------------------------------------------------------ the tables a page reads
+
+
+def study_table(
+    study: str,
+    dataset: str = "mog",
+    profile: str | None = None,
+    *,
+    recompute: bool = False,
+    reliability: bool = False,
+    results_dir: str | Path | None = None,
+    **kwargs,
+) -> tuple[pd.DataFrame, dict]:
+    """What a study page shows: the rows of the configurations asked for (with
+    ``reliability``, their reliability-diagram bins) and the table's provenance. MoG runs
+    live on the CPU (finished configurations come from the cache or the table; ``recompute``
+    retrains them); CIFAR-10 reads the committed table unless ``recompute`` is set (a GPU)."""
+    profile = profile or DEFAULT_PROFILE.get(dataset, "")
+    get_profile(dataset, profile)  # a clear error for a pair that does not exist
+    if not isinstance(recompute, bool):  # papermill's -p recompute no is the string "no"
+        raise ValueError(f"recompute must be True or False, got {recompute!r}")
+    if dataset == "mog" or recompute:
+        table = run_studies([study], dataset, profile, results_dir=results_dir, force=recompute, **kwargs)[study]
+        _, provenance = results.load_table(results_dir, dataset, study, profile)
+    else:
+        table, provenance = results.load_table(results_dir, dataset, study, profile)
+    if reliability:
+        bins, _ = results.load_table(results_dir, dataset, study, profile, reliability=True)
+        return bins[bins["config_key"].isin(set(table["config_key"]))].reset_index(drop=True), provenance
+    return results.with_bin_metrics(results_dir, dataset, study, profile, table), provenance
+
+
+def committed_table(
+    study: str, dataset: str, profile: str, *, results_dir: str | Path | None = None, recompute: bool = False, **kwargs
+) -> tuple[pd.DataFrame | None, dict | None]:
+    """A table a page shows where it exists: (table, provenance), or (None, None).
+    With ``recompute`` the study is run first (CIFAR-10: on a GPU)."""
+    if not isinstance(recompute, bool):  # papermill's -p recompute no is the string "no"
+        raise ValueError(f"recompute must be True or False, got {recompute!r}")
+    if recompute:
+        return study_table(study, dataset, profile, results_dir=results_dir, recompute=True, **kwargs)
+    return results.find_table(results_dir, dataset, study, profile, from_bins=True)

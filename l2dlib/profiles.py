@@ -13,8 +13,9 @@ model, schedule, seeds, how many models train at once), and where it trains.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import torch
@@ -115,6 +116,19 @@ _TABLE = {
         **_CIFAR,
     ),
 }
+
+
+@contextlib.contextmanager
+def registered(*profiles: Profile) -> Iterator[None]:
+    """Inside, each of ``profiles`` replaces the profile of its (dataset, name), or is added:
+    other settings under a known name, e.g. a smaller ``paper`` in a test."""
+    before = dict(_TABLE)
+    _TABLE.update({(p.dataset, p.name): p for p in profiles})
+    try:
+        yield
+    finally:
+        _TABLE.clear()
+        _TABLE.update(before)
 
 
 def check_choice(what: str, value: str, choices: Sequence[str]) -> None:

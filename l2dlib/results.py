@@ -11,6 +11,9 @@ A cache key hashes the configuration and ``RESULTS_VERSION``. Bump the version b
 when a change alters what a configuration computes (a loss, an estimator, a schedule);
 unrelated commits leave committed results readable. Every write goes to a temporary file
 in the same folder and is renamed into place, so a crash never leaves half a file.
+
+One concern over 350 lines: what is on disk and whether it can be trusted; most of the
+file validates entries and tables before anything reads them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -37,6 +39,7 @@ import pandas as pd
 import torch
 
 from .evaluation import BIN_KEYS, RELIABILITY_BINS, ROW_KEYS, Points
+from .files import UMASK, atomic_write_bytes, atomic_write_text
 
 # 2: reliability bins and ECE variants; 3: MoG lr 0.1 -> 0.05; 4: MoG stacks of equal J only
 # (a configuration's bits no longer depend on its companions), config_key column; 5: MoG data
@@ -55,36 +58,6 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once: there is no way to read it without setting it
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write_bytes` of ``text`` in UTF-8, newlines as they are (the bytes a
-    sha256 is taken of)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
-    so a crash never leaves half a file. An OSError names the path."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; readable like any file written
-        os.replace(tmp, path)
-    except OSError as err:
-        raise OSError(f"cannot write {path}: {err.strerror or err}") from err
-    finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink(missing_ok=True)
-
-
 @contextlib.contextmanager
 def table_lock(results_dir, dataset: str, study: str, profile: str) -> Iterator[None]:
     """Hold the exclusive lock of one study table (a lock file beside it, ``flock``): two runs
@@ -99,7 +72,7 @@ def table_lock(results_dir, dataset: str, study: str, profile: str) -> Iterator[
     path = csv.with_name(f".{csv.stem}.lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~UMASK)
     except OSError as err:
         raise OSError(f"cannot write {path}: {err.strerror or err}") from err
     try:
@@ -111,16 +84,6 @@ def table_lock(results_dir, dataset: str, study: str, profile: str) -> Iterator[
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` and prove a file can be written there, before any compute."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise OSError(f"cannot write results to {folder}: {err.strerror or err}") from err
 
 
 def resolve_dir(results_dir: str | Path | None = None) -> Path:

@@ -11,6 +11,8 @@ everything computed, so no run loses rows (:mod:`l2dlib.tables`).
 from __future__ import annotations
 
 import contextlib
+import shlex
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -20,13 +22,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 
-from . import METHODS, results
+from . import METHODS, files, results
 from .batch import BatchResult, cache_batch, load_data, make_batches, run_key
 from .data import Dataset
 from .pool import device_description, train_all
 from .profiles import DEFAULT_PROFILE, Profile, get_profile, resolve_device
 from .studies import STUDIES, RunConfig, check_methods, check_options, check_seeds, study_configs
-from .tables import Record, assemble, gather, make_provenance, run_command
+from .tables import Record, assemble, gather, make_provenance
 
 EXECUTORS = ("local", "slurm", "submitit_local")
 
@@ -112,7 +114,7 @@ def run_studies(
     results_dir = results.resolve_dir(results_dir)
     for s in studies:  # no table yet: it will be written, so prove the folder before any compute
         if not results.table_paths(results_dir, dataset, s, prof.name)[0].exists():
-            results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
+            files.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
     data_dir = None if data_dir is None else Path(data_dir).expanduser()
     started = time.perf_counter()
     datasets: dict[int | None, Dataset] = {}
@@ -144,7 +146,7 @@ def run_studies(
     writes = bool(todo) or any(st.dirty or st.on_disk != set(st.configs) for st in states.values())
     if writes:
         for s in studies:  # before any compute: a folder we cannot write would lose it all
-            results.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
+            files.check_writable(results.cache_dir(results_dir, dataset, s, prof.name))
     with contextlib.ExitStack() as locks:
         if writes:
             # One writer per table at a time; under the lock, gather again: a run that held it
@@ -214,41 +216,8 @@ def run_studies(
         return tables
 
 
-def study_table(
-    study: str,
-    dataset: str = "mog",
-    profile: str | None = None,
-    *,
-    recompute: bool = False,
-    reliability: bool = False,
-    results_dir: str | Path | None = None,
-    **kwargs,
-) -> tuple[pd.DataFrame, dict]:
-    """What a study page shows: the rows of the configurations asked for (with
-    ``reliability``, their reliability-diagram bins) and the table's provenance. MoG runs
-    live on the CPU (finished configurations come from the cache or the table; ``recompute``
-    retrains them); CIFAR-10 reads the committed table unless ``recompute`` is set (a GPU)."""
-    profile = _profile(profile, dataset).name  # a clear error for a pair that does not exist
-    if not isinstance(recompute, bool):  # papermill's -p recompute no is the string "no"
-        raise ValueError(f"recompute must be True or False, got {recompute!r}")
-    if dataset == "mog" or recompute:
-        table = run_studies([study], dataset, profile, results_dir=results_dir, force=recompute, **kwargs)[study]
-        _, provenance = results.load_table(results_dir, dataset, study, profile)
-    else:
-        table, provenance = results.load_table(results_dir, dataset, study, profile)
-    if reliability:
-        bins, _ = results.load_table(results_dir, dataset, study, profile, reliability=True)
-        return bins[bins["config_key"].isin(set(table["config_key"]))].reset_index(drop=True), provenance
-    return results.with_bin_metrics(results_dir, dataset, study, profile, table), provenance
-
-
-def committed_table(
-    study: str, dataset: str, profile: str, *, results_dir: str | Path | None = None, recompute: bool = False, **kwargs
-) -> tuple[pd.DataFrame | None, dict | None]:
-    """A table a page shows where it exists: (table, provenance), or (None, None).
-    With ``recompute`` the study is run first (CIFAR-10: on a GPU)."""
-    if not isinstance(recompute, bool):  # papermill's -p recompute no is the string "no"
-        raise ValueError(f"recompute must be True or False, got {recompute!r}")
-    if recompute:
-        return study_table(study, dataset, profile, results_dir=results_dir, recompute=True, **kwargs)
-    return results.find_table(results_dir, dataset, study, profile, from_bins=True)
+def run_command() -> str:
+    """How this run was started, as a command a reader could paste (or the Python call)."""
+    if sys.argv and sys.argv[0].endswith(("__main__.py", "l2dlib")):
+        return shlex.join(["python", "-m", "l2dlib", *sys.argv[1:]])
+    return "l2dlib.runner.run_studies (from Python or a notebook)"

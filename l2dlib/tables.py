@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -346,10 +344,3 @@ def _reference_summary(table: pd.DataFrame, x: str) -> dict | None:
         "bayes_system_accuracy": {str(k): float(v) for k, v in per_x["bayes_system_accuracy"].items()},
         "ece_noise_floor_mean_over_experts": {str(k): float(v) for k, v in per_x["ece_noise_floor"].items()},
     }
-
-
-def run_command() -> str:
-    """How this run was started, as a command a reader could paste (or the Python call)."""
-    if sys.argv and sys.argv[0].endswith(("__main__.py", "l2dlib")):
-        return shlex.join(["python", "-m", "l2dlib", *sys.argv[1:]])
-    return "l2dlib.runner.run_studies (from Python or a notebook)"

@@ -47,7 +47,7 @@ def fake_dir(tmp_path, monkeypatch):
         pickle.dumps({b"label_names": [c.encode() for c in cifar10.CLASSES]}, protocol=2)
     )
     monkeypatch.setattr(cifar10, "download_cifar10", _no_network)
-    monkeypatch.setattr(cifar10, "_warned_noncanonical", False)
+    cifar10.warn_again()
     return tmp_path
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import l2dlib.runner as R
-from l2dlib import results
+from l2dlib import files, pages, results
 from l2dlib.evaluation import BIN_COLUMNS
 
 
@@ -104,8 +104,8 @@ def test_reading_a_complete_folder_writes_nothing(tmp_path, monkeypatch):
     def refuse(folder):
         raise OSError(f"cannot write results to {folder}: Read-only file system")
 
-    monkeypatch.setattr(results, "check_writable", refuse)
-    table, _ = R.study_table(
+    monkeypatch.setattr(files, "check_writable", refuse)
+    table, _ = pages.study_table(
         "increasing_experts", "mog", "smoke", results_dir=tmp_path, num_experts=[1, 2], methods=["ova"]
     )
     pd.testing.assert_frame_equal(table.drop(columns=list(BIN_COLUMNS)), first, check_exact=True)
@@ -124,7 +124,7 @@ def test_files_are_written_world_readable(tmp_path):
 @pytest.mark.parametrize("value", ["no", "False", 0, None])
 def test_recompute_must_be_a_boolean(tmp_path, value):
     with pytest.raises(ValueError, match=f"recompute must be True or False, got {value!r}"):
-        R.study_table("increasing_experts", "mog", "smoke", results_dir=tmp_path, recompute=value)
+        pages.study_table("increasing_experts", "mog", "smoke", results_dir=tmp_path, recompute=value)
 
 
 def test_a_truncated_table_without_its_cache_is_not_shrunk_by_a_subset_run(tmp_path):

@@ -17,7 +17,7 @@ import torch
 
 import l2dlib.runner as R
 from l2dlib import batch as B
-from l2dlib import metrics, numerics, pool, results
+from l2dlib import metrics, numerics, pages, pool, results
 from l2dlib.profiles import get_profile
 from l2dlib.studies import run_config, study_configs
 from l2dlib.train import TrainConfig
@@ -150,17 +150,23 @@ def test_tables_never_lose_rows(tmp_path):
     assert len(bins) == 10 * 20
 
 
-def test_rows_of_another_profile_with_equal_settings_are_reused_bit_for_bit(tmp_path, monkeypatch):
+def test_rows_of_another_profile_with_equal_settings_are_reused_bit_for_bit(tmp_path):
     """quick is paper with fewer seeds: a fresh clone's quick run takes what the committed
     paper table holds; a profile of other settings (faithful: raw inputs) takes nothing."""
     from l2dlib import profiles
 
-    table = dict(profiles._TABLE)
-    small = {"points": 256, "train": dataclasses.replace(table[("mog", "quick")].train, max_epochs=3, batch_size=64)}
-    for name in ("quick", "paper", "faithful"):
-        table[("mog", name)] = dataclasses.replace(table[("mog", name)], cpu_workers=1, **small)
-    monkeypatch.setattr(profiles, "_TABLE", table)
+    small = {
+        "points": 256,
+        "train": dataclasses.replace(get_profile("mog", "quick").train, max_epochs=3, batch_size=64),
+    }
+    names = ("quick", "paper", "faithful")
+    with profiles.registered(*(dataclasses.replace(get_profile("mog", n), cpu_workers=1, **small) for n in names)):
+        assert get_profile("mog", "paper").points == 256
+        _check_reuse(tmp_path)
+    assert get_profile("mog", "paper").points == 20_000  # the profiles are back as they were
 
+
+def _check_reuse(tmp_path):
     def run(profile, **kw):
         kw = {"seeds": [0], "num_experts": [1], "methods": ["ova"]} | kw
         out = R.run_studies(["increasing_experts"], "mog", profile, results_dir=tmp_path, progress=False, **kw)
@@ -282,7 +288,7 @@ def test_a_corrupt_table_is_an_error_to_readers_and_rebuilt_by_a_run(tmp_path):
 )
 def test_notebook_parameters_are_checked_with_messages_that_say_what_is_expected(tmp_path, kwargs, message):
     with pytest.raises(ValueError) as err:
-        R.study_table("increasing_experts", "mog", "smoke", results_dir=tmp_path, progress=False, **kwargs)
+        pages.study_table("increasing_experts", "mog", "smoke", results_dir=tmp_path, progress=False, **kwargs)
     assert message in str(err.value)
 
 
@@ -292,7 +298,7 @@ def test_a_cifar10_page_with_a_profile_it_lacks_names_the_ones_it_has(tmp_path):
         match="profile 'quick' is not defined for dataset 'cifar10' "
         r"\(it has: smoke, frozen_features, paper, faithful\)",
     ):
-        R.study_table("increasing_experts", "cifar10", "quick", results_dir=tmp_path)
+        pages.study_table("increasing_experts", "cifar10", "quick", results_dir=tmp_path)
 
 
 # ---------------------------------------------------------------- signals and workers

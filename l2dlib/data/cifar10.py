@@ -59,6 +59,12 @@ SPLIT_SEED = 0
 _warned_noncanonical = False  # warn about a non-canonical copy once per process
 
 
+def warn_again() -> None:
+    """Say the non-canonical-copy warning again at the next load (it is said once per process)."""
+    global _warned_noncanonical
+    _warned_noncanonical = False
+
+
 def check_files(data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
     """Whether the batch files match the official md5 sums, and the sha256 of their bytes.
 
