@@ -23,11 +23,12 @@ from . import METHODS, numerics, results
 from .data import Dataset
 from .evaluation import evaluate
 from .experts import draw_predictions
+from .losses import expert_correct
 from .models import MLP, FastResNet, Stacked, WideResNet
 from .profiles import Profile
 from .rng import derive_seed
 from .studies import RunConfig
-from .train import Split, predict, train
+from .train import Split, per_model_loss, predict, split_loss, train
 
 INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.experts)
 
@@ -126,41 +127,70 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
         raise ValueError(f"a batch must hold configurations of one output width, got {sorted(widths)}")
     t0 = time.perf_counter()
     slots = widths.pop() - k
+    schedules = {c.train_config(profile) for c in cfgs}
+    if len(schedules) != 1:  # one optimiser and schedule per stack
+        raise ValueError(f"a batch must hold configurations of one schedule, got {len(schedules)}")
+    config = schedules.pop()
     splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s, slots)) for s in ("train", "val")}
     model = build_model(cfgs, profile, data)
     preprocess, augment = _image_transforms(profile, device)
+    methods = [c.method for c in cfgs]
     evaluated: list = [None] * len(cfgs)
+    test_loss = [0.0] * len(cfgs)
     with _one_thread(profile.model == "mlp"):
         history = train(
             model,
             splits["train"],
             splits["val"],
-            methods=[c.method for c in cfgs],
+            methods=methods,
             seeds=[derive_seed(c.seed, ORDER_STREAM) for c in cfgs],
-            config=profile.train,
+            config=config,
             preprocess=preprocess,
             augment=augment,
             progress=progress,
         )
-        for x, y, members in _test_sets(cfgs, data, profile):
+        eval_kw = dict(preprocess=preprocess, batch_size=config.eval_batch_size)
+        train_loss = split_loss(model, splits["train"], methods, **eval_kw).tolist()
+        tests = _test_sets(cfgs, data, profile)
+        for x, y, members in tests:
             # Test logits in float32 even when training used bf16: the estimates are what is measured.
             picked = None if len(members) == len(cfgs) else torch.tensor(members, device=device)
-            logits = predict(model, x, preprocess=preprocess, batch_size=profile.train.eval_batch_size, models=picked)
+            logits = predict(model, x, models=picked, **eval_kw)
+            padded = []
             for i, m in enumerate(members):
                 c = cfgs[m]
                 experts = draw_predictions(list(c.experts), y, k, c.seed, "test").to(y.device)
                 evaluated[m] = evaluate(logits[i, :, : k + c.num_experts], y, experts, k, c.method)
-    if profile.dataset == "mog":  # the truth is known: Bayes accuracies and noise floors
-        from .data.mog import params_for, reference
+                padded.append(torch.nn.functional.pad(experts, (0, slots - c.num_experts), value=-1))
+            group = per_model_loss(
+                logits,
+                y.expand(len(members), -1),
+                expert_correct(y, torch.stack(padded)),
+                [methods[m] for m in members],
+            )
+            for m, value in zip(members, group.tolist()):
+                test_loss[m] = value
+    for m, (rows, _, _) in enumerate(evaluated):
+        for row in rows:
+            row.update(train_loss=train_loss[m], val_loss=float(history.best_val_loss[m]), test_loss=test_loss[m])
+    if profile.dataset == "mog":  # the truth is known: Bayes accuracies, noise floors, Bayes risks
+        from .data.mog import bayes_risk, make_mog, params_for, posteriors, reference
 
+        post = {}  # per training seed: the true class posteriors at its test points
         for c, (rows, _, points) in zip(cfgs, evaluated):
-            ref = reference(params_for(c.data_seed), c.experts, len(points.correct))
+            params = params_for(c.data_seed)
+            if c.seed not in post:
+                raw = make_mog(params, profile.points, test_seed=c.seed).x["test"]  # the same points, unscaled
+                post[c.seed] = posteriors(params, raw.double().numpy())  # (a batch shares its data seed)
+            ref = reference(params, c.experts, len(points.correct))
+            risk = bayes_risk(post[c.seed], c.experts, c.method)
             for row, (floor, spread) in zip(rows, ref["floors"]):
                 row.update(
                     ece_noise_floor=floor,
                     ece_noise_floor_sd=spread,
                     bayes_classifier_accuracy=ref["bayes_classifier_accuracy"],
                     bayes_system_accuracy=ref["bayes_system_accuracy"],
+                    bayes_risk=risk,
                 )
     return BatchResult(evaluated, history.best_epoch.tolist(), history.epochs_run, time.perf_counter() - t0)
 
@@ -220,12 +250,14 @@ def _one_thread(enabled: bool) -> Iterator[None]:
 def make_batches(todo: Sequence[RunConfig], profile: Profile, num_classes: int) -> list[list[RunConfig]]:
     """Stacks of at most ``profile.max_models_per_batch`` configurations of one output
     width (see the module docstring), balanced in size and mixed in J, each ordered by
-    method (the trainer takes runs of one method as slices); the widest first."""
+    method (the trainer takes runs of one method as slices); the widest first. A stack
+    shares its data and its schedule too."""
     by_width: dict[tuple, list[RunConfig]] = {}
-    for c in todo:  # a stack shares its data too
-        by_width.setdefault(
-            (output_width(c, profile, num_classes), -1 if c.data_seed is None else -2 - c.data_seed), []
-        ).append(c)
+    for c in todo:
+        train = c.train_config(profile)
+        draw = -1 if c.data_seed is None else -2 - c.data_seed
+        key = (output_width(c, profile, num_classes), draw, train.max_epochs, train.lr, train.patience)
+        by_width.setdefault(key, []).append(c)
     batches = []
     for width in sorted(by_width, reverse=True):
         group = by_width[width]

@@ -34,13 +34,20 @@ ROW_KEYS = (
     "smooth_ece",
     "ece_uncapped",
     "brier",
+    # The surrogate loss of the restored model (its own method's, nats per point), per split:
+    # how far from the optimum training ended (filled in by the batch)
+    "train_loss",
+    "val_loss",
+    "test_loss",
     # What the results are measured against (MoG, from the true densities; None on CIFAR-10):
     "ece_noise_floor",  # mean ECE of a perfectly calibrated estimate of this expert at this test size
     "ece_noise_floor_sd",
     "bayes_classifier_accuracy",
     "bayes_system_accuracy",  # the best system deferring to these experts
+    "bayes_risk",  # the method's surrogate risk at the optimum, on these test points
 )
-REFERENCE_KEYS = ROW_KEYS[-4:]
+LOSS_KEYS = ("train_loss", "val_loss", "test_loss")
+REFERENCE_KEYS = ROW_KEYS[-5:]
 # Columns of every study table, in order (what identifies a row, then the rest of ROW_KEYS).
 COLUMNS = [
     "study",
@@ -56,6 +63,9 @@ COLUMNS = [
     "best_epoch",
     "data_label",
     "data_seed",
+    "max_epochs",
+    "lr",
+    "patience",
     "config_key",
 ]
 # Columns of the reliability-diagram tables (<study>-<profile>.reliability.csv).
@@ -73,6 +83,9 @@ RELIABILITY_COLUMNS = [
     "confidence",
     "accuracy",
     "data_seed",
+    "max_epochs",
+    "lr",
+    "patience",
     "config_key",
 ]
 BIN_KEYS = ("expert", "bin_lower", "bin_upper", "count", "confidence", "accuracy")
@@ -127,7 +140,8 @@ def evaluate(
                 "smooth_ece": metrics.smooth_ece(points.estimates[:, j], r),
                 "ece_uncapped": metrics.ece(c, r, RELIABILITY_BINS, cap=False),
                 "brier": metrics.brier(c, r),
-                **dict.fromkeys(REFERENCE_KEYS),  # filled in by the runner where the truth is known
+                **dict.fromkeys(LOSS_KEYS),  # filled in by the batch, which has the model
+                **dict.fromkeys(REFERENCE_KEYS),  # filled in by the batch where the truth is known
             }
         )
         diagram = metrics.reliability_bins(c, r, RELIABILITY_BINS)

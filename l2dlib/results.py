@@ -44,7 +44,8 @@ from .files import UMASK, atomic_write_bytes, atomic_write_text
 # 2: reliability bins and ECE variants; 3: MoG lr 0.1 -> 0.05; 4: MoG stacks of equal J only
 # (a configuration's bits no longer depend on its companions), config_key column; 5: MoG data
 # from the paper's parameters, separate train/validation/test draws of 20,000 points each;
-# 6: the smooth ECE; MoG test points drawn afresh per training seed.
+# 6: the smooth ECE; MoG test points drawn afresh per training seed; the surrogate losses
+# per split and the Bayes risk; schedule settings a configuration may set itself.
 RESULTS_VERSION = 6
 
 
@@ -120,8 +121,9 @@ def _is_number(v: Any) -> bool:
 
 
 # Which numbers a row or a bin may hold: probabilities and ECEs lie in [0, 1]; the raw
-# softmax estimate's mean and the uncapped ECE may exceed 1; a bin count is a whole number.
-_UNBOUNDED = {"mean_estimate", "ece_uncapped"}
+# softmax estimate's mean, the uncapped ECE and the losses may exceed 1; a bin count is a
+# whole number.
+_UNBOUNDED = {"mean_estimate", "ece_uncapped", "train_loss", "val_loss", "test_loss", "bayes_risk"}
 _NOT_VALUES = {"expert"}
 
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import METHODS
+from .config import TrainConfig
 from .data import cifar10, mog
 from .experts import Expert, authors_expert, oracle, probabilistic, random_expert, specialist
 from .profiles import Profile, check_choice
@@ -63,9 +64,12 @@ AXES = {
 }
 
 
+# Schedule settings a configuration may set for itself (the training_budget study does):
+# None takes the profile's. The cache key hashes the schedule that results either way.
+SCHEDULE = ("max_epochs", "lr", "patience")
 # What identifies one model (with the expert, one table row), stated once: tables group,
 # list and key their rows by these columns.
-IDENTITY = ("study", "method", "seed", "num_experts", "expert_p", "data_seed")
+IDENTITY = ("study", "method", "seed", "num_experts", "expert_p", "data_seed", *SCHEDULE)
 
 
 @dataclass(frozen=True)
@@ -81,13 +85,24 @@ class RunConfig:
     expert_p: float | None
     experts: tuple[Expert, ...] = field(repr=False)
     data_seed: int | None = None  # MoG: a draw of our generator; None: the paper's data
+    max_epochs: int | None = None  # SCHEDULE: None takes the profile's
+    lr: float | None = None
+    patience: int | None = None
+
+    def train_config(self, profile: Profile) -> TrainConfig:
+        """The profile's schedule with this configuration's own settings (:data:`SCHEDULE`)."""
+        own = {k: getattr(self, k) for k in SCHEDULE if getattr(self, k) is not None}
+        return replace(profile.train, **own) if own else profile.train
 
     def as_dict(self, profile: Profile) -> dict[str, Any]:
-        """Everything that determines this configuration's numbers (the cache key hashes it)."""
+        """Everything that determines this configuration's numbers (the cache key hashes it;
+        the schedule as it results, so setting a profile's own value changes nothing)."""
         d = asdict(self)
+        for k in SCHEDULE:
+            d.pop(k)
         d["experts"] = [asdict(e) for e in self.experts]
         d["settings"] = {
-            "train": asdict(profile.train),
+            "train": asdict(self.train_config(profile)),
             "model": profile.model,
             "model_options": dict(profile.model_options),
             "augment": profile.augment,
@@ -145,10 +160,19 @@ def run_config(
     num_experts: int,
     expert_p: float | None,
     data_seed: int | None = None,
+    *,
+    max_epochs: int | None = None,
+    lr: float | None = None,
+    patience: int | None = None,
 ) -> RunConfig:
     experts = study_experts(study, dataset, num_experts=num_experts, expert_p=expert_p)
     draw = None if data_seed is None else int(data_seed)
-    return RunConfig(study, dataset, profile, method, int(seed), int(num_experts), expert_p, experts, draw)
+    schedule = dict(
+        max_epochs=None if max_epochs is None else int(max_epochs),
+        lr=None if lr is None else float(lr),
+        patience=None if patience is None else int(patience),
+    )
+    return RunConfig(study, dataset, profile, method, int(seed), int(num_experts), expert_p, experts, draw, **schedule)
 
 
 def study_configs(

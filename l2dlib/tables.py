@@ -16,7 +16,7 @@ from . import METHODS, numerics, results
 from .data import Dataset
 from .evaluation import BIN_KEYS, COLUMNS, RELIABILITY_COLUMNS, ROW_KEYS
 from .profiles import Profile, get_profile, profiles_of
-from .studies import AXES, IDENTITY, RunConfig, run_config
+from .studies import AXES, IDENTITY, SCHEDULE, RunConfig, run_config
 
 
 @dataclass
@@ -88,8 +88,9 @@ def gather(
         lost = 0
         for listed in bad.listed:
             try:
-                method, seed, j, p, d = listed
-                key = key_of(run_config(study, prof.dataset, prof.name, method, seed, j, p, d))
+                method, seed, j, p, d, *schedule = listed
+                own = dict(zip(SCHEDULE, schedule))
+                key = key_of(run_config(study, prof.dataset, prof.name, method, seed, j, p, d, **own))
             except (ValueError, TypeError, KeyError):
                 key = None
             lost += key not in st.records and key not in asked
@@ -256,6 +257,9 @@ def _config_from(config: dict, study: str, prof: Profile) -> RunConfig | None:
             int(config["num_experts"]),
             optional(config["expert_p"], float),
             optional(config.get("data_seed"), int),
+            max_epochs=optional(config.get("max_epochs"), int),
+            lr=optional(config.get("lr"), float),
+            patience=optional(config.get("patience"), int),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -264,22 +268,15 @@ def _config_from(config: dict, study: str, prof: Profile) -> RunConfig | None:
 def assemble(st: StudyState, data_of: Callable[[int | None], Dataset]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The study table and its reliability bins, in (method, data seed, seed, J or p) order."""
 
-    def order(key: str) -> tuple:
+    def order(key: str) -> tuple:  # a value of None first
         c = st.configs[key]
-        draw = -1 if c.data_seed is None else c.data_seed
-        return (METHODS.index(c.method), draw, c.seed, c.num_experts, -1 if c.expert_p is None else c.expert_p)
+        keys = (c.data_seed, c.max_epochs, c.lr, c.patience, c.seed, c.num_experts, c.expert_p)
+        return (METHODS.index(c.method), *(-1 if v is None else v for v in keys))
 
     rows, bins = [], []
     for key in sorted(st.records, key=order):
         c, rec = st.configs[key], st.records[key]
-        ident = {
-            "study": c.study,
-            "method": c.method,
-            "seed": c.seed,
-            "num_experts": c.num_experts,
-            "expert_p": c.expert_p,
-            "data_seed": c.data_seed,
-        }
+        ident = dict(zip(IDENTITY, c.identity))
         rows += [
             ident
             | {

@@ -42,6 +42,24 @@ def pointwise_risk(g: Tensor, eta: Tensor, q: Tensor, method: str) -> Tensor:
     return (targets * phi(g) + (1 - targets) * phi(-g)).sum(-1)
 
 
+def minimal_risk(eta: Tensor, q: Tensor, method: str) -> Tensor:
+    """min over g of :func:`pointwise_risk`, in closed form (eta [..., K], q [..., J]): the
+    surrogate's Bayes risk at one x. Softmax: the optimum is Eq. 1, p = [eta, q] / Z with
+    Z = 1 + sum_j q_j, so the risk is -sum_k eta_k log(eta_k / Z) - sum_j q_j log(q_j / Z).
+    OvA: each logistic term at its optimum is a binary entropy, sum_k H(eta_k) + sum_j
+    H(q_j). Asymmetric softmax: the class softmax gives the entropy of eta, and each psi_j
+    can take any value in (0, 1) whatever the class scores, so H(eta) + sum_j H(q_j)."""
+    check_method(method)
+    xlogy = torch.special.xlogy
+    if method == "softmax":
+        z = 1 + q.sum(-1, keepdim=True)
+        return -xlogy(eta, eta / z).sum(-1) - xlogy(q, q / z).sum(-1)
+    binary = -(xlogy(q, q) + xlogy(1 - q, 1 - q)).sum(-1)
+    if method == "ova":
+        return -(xlogy(eta, eta) + xlogy(1 - eta, 1 - eta)).sum(-1) + binary
+    return -xlogy(eta, eta).sum(-1) + binary
+
+
 def minimise_pointwise_risk(eta: Tensor, q: Tensor, method: str, *, steps: int = 200) -> Tensor:
     """The minimiser g* [K+J] of :func:`pointwise_risk`, by L-BFGS in float64 from g = 0.
 

@@ -100,6 +100,22 @@ def predict(
     return torch.cat(outs, dim=1)
 
 
+@torch.no_grad()
+def split_loss(
+    model: nn.Module,
+    split: Split,
+    methods: Sequence[str],
+    *,
+    preprocess: Transform | None = None,
+    batch_size: int = 8192,
+    amp: bool = False,
+) -> Tensor:
+    """Each model's mean surrogate loss on all of ``split`` [M], in eval mode (float32 logits)."""
+    logits = predict(model, split.x, preprocess=preprocess, batch_size=batch_size, amp=amp)
+    y = split.y.unsqueeze(0).expand(logits.shape[0], -1)
+    return per_model_loss(logits, y, expert_correct(split.y, split.experts), methods)
+
+
 def train(
     model: nn.Module,
     train_split: Split,

@@ -102,3 +102,35 @@ def test_eq2_reads_each_expert_from_its_own_score_and_the_class_scores_only():
     for col in ("softmax (Eq. 2)", "OvA (Eq. 3)"):
         assert (raised[col].loc[2.0, [1, 2]] == raised[col].loc[0.0, [1, 2]]).all()
         assert raised[col].loc[2.0, 0] > raised[col].loc[0.0, 0]
+
+
+@pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax"])
+def test_the_closed_form_bayes_risk_is_the_minimum_of_the_pointwise_risk(method):
+    from l2dlib import theory
+
+    eta, q = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64), torch.tensor([0.9, 0.4], dtype=torch.float64)
+    g = theory.minimise_pointwise_risk(eta, q, method)
+    best = theory.minimal_risk(eta, q, method)
+    assert float(theory.pointwise_risk(g, eta, q, method)) == pytest.approx(float(best), abs=1e-7)
+    # Any other scores do worse: the gap to the Bayes risk is 0 at the optimum only.
+    for shift in (torch.tensor([0.3, 0, 0, 0, 0]), torch.tensor([0, 0, 0, -0.5, 0.2])):
+        assert float(theory.pointwise_risk(g + shift.double(), eta, q, method)) > float(best) + 1e-4
+    # A certain expert and a certain class cost nothing under OvA.
+    if method == "ova":
+        zero = theory.minimal_risk(torch.tensor([1.0, 0.0]), torch.tensor([1.0]), method)
+        assert float(zero) == 0.0
+
+
+def test_the_bayes_risk_of_a_mixture_is_the_mean_of_its_pointwise_minima():
+    import numpy as np
+
+    from l2dlib import theory
+    from l2dlib.data import mog
+    from l2dlib.experts import oracle
+
+    x, _ = mog.sample(mog.PAPER, 200, np.random.default_rng(0))
+    post = mog.posteriors(mog.PAPER, x)
+    experts = (oracle((2, 3)),)
+    q = torch.from_numpy(mog.expert_correct_prob(experts, post))
+    by_point = [float(theory.minimal_risk(torch.from_numpy(p), qi, "softmax")) for p, qi in zip(post, q)]
+    assert mog.bayes_risk(post, experts, "softmax") == pytest.approx(np.mean(by_point), rel=1e-12)

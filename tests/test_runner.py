@@ -18,6 +18,8 @@ import torch
 import l2dlib.runner as R
 from l2dlib import batch as B
 from l2dlib import metrics, numerics, pages, pool, results
+from l2dlib.data import mog
+from l2dlib.data.mog import PAPER, make_mog
 from l2dlib.profiles import get_profile
 from l2dlib.studies import run_config, study_configs
 from l2dlib.train import TrainConfig
@@ -83,6 +85,12 @@ def test_each_seed_is_tested_on_its_own_draw_and_the_cache_keeps_its_points(tmp_
         for j, row in rows.set_index("expert").iterrows():
             assert row["smooth_ece"] == metrics.smooth_ece(points.estimates[:, j], points.correct[:, j])
             assert row["expert_accuracy"] == pytest.approx(points.correct[:, j].mean(), abs=1e-7)  # float32 mean
+        # The losses of the restored model, and the optimum's risk on the same test points.
+        assert rows["test_loss"].nunique() == 1 and (rows[["train_loss", "val_loss", "test_loss"]] > 0).all().all()
+        cfg = run_config("increasing_experts", "mog", "smoke", rows["method"].iloc[0], rows["seed"].iloc[0], 2, None)
+        raw = make_mog(PAPER, PROFILE.points, test_seed=cfg.seed).x["test"].double().numpy()
+        risk = mog.bayes_risk(mog.posteriors(PAPER, raw), cfg.experts, cfg.method)
+        assert rows["bayes_risk"].tolist() == [risk, risk]
 
 
 def test_batches_hold_one_output_width_each():

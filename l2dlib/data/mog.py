@@ -160,6 +160,18 @@ def expert_correct_prob(experts: Sequence, post: np.ndarray) -> np.ndarray:
     return np.stack(cols, 1)
 
 
+def bayes_risk(post: np.ndarray, experts: Sequence, method: str) -> float:
+    """The surrogate's risk at the optimum on these points, from their class posteriors
+    [N, K] (:func:`posteriors`): the mean of :func:`l2dlib.theory.minimal_risk` at each
+    point's true P(y | x) and P(m_j = y | x). A model's test loss minus this is how far
+    from the optimum its training ended (both estimate an expectation over the same x)."""
+    from ..theory import minimal_risk
+
+    eta = torch.from_numpy(post)
+    q = torch.from_numpy(expert_correct_prob(experts, post))
+    return float(minimal_risk(eta, q, method).mean())
+
+
 def _grid(params: MogParams, step: float) -> tuple[np.ndarray, float]:
     means, sd = np.asarray(params.means), np.sqrt(np.asarray(params.variances))
     lo, hi = (means - 7 * sd).min(0), (means + 7 * sd).max(0)
