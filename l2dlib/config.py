@@ -25,6 +25,9 @@ class TrainConfig:
     patience: int = 20  # early-stopping look-ahead, epochs (the paper's 20)
     eval_batch_size: int = 8192
     amp: bool = False  # bf16 autocast for the forward pass on CUDA (losses stay float32)
+    # False: keep the state after the last epoch (the training_budget study); True: the
+    # state of the best validation loss (with early stopping, the paper's rule).
+    restore_best: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "patience", "eval_batch_size"):
@@ -32,6 +35,11 @@ class TrainConfig:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"expected lr > 0, got {self.lr}")
+        if not self.restore_best and self.patience < self.max_epochs:
+            raise ValueError(
+                "restore_best=False keeps the last state, so early stopping must be off: "
+                f"patience ({self.patience}) >= max_epochs ({self.max_epochs})"
+            )
 
 
 FEATURES_VERSION = 1  # bump when the training or extraction code changes its output

@@ -10,6 +10,11 @@ experts or expert quality). Experts (see the book's introduction):
 - specialized_experts: expert j is an oracle on classes {2j, 2j+1}; J = 1..K/2.
 - authors_experts (MoG, beyond the paper's figures): J = 1..8 copies of the expert of the
   authors' MoG script, right with probability 0.7 on labels {1, 2} and 0.2 elsewhere.
+- training_budget (beyond the paper): how far training ends from the optimum. Each
+  configuration trains for exactly its number of epochs at its learning rate (cosine
+  schedule, no early stopping, the last state kept), on a grid of budgets
+  (:data:`BUDGETS`), with the increasing-experts oracles at J in
+  :data:`BUDGET_NUM_EXPERTS` and the dependence study's experts at p = 0.95.
 """
 
 from __future__ import annotations
@@ -25,11 +30,20 @@ from .data import cifar10, mog
 from .experts import Expert, authors_expert, oracle, probabilistic, random_expert, specialist
 from .profiles import Profile, check_choice
 
-STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts", "authors_experts")
+STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts", "authors_experts", "training_budget")
 NUM_CLASSES = {"mog": mog.NUM_CLASSES, "cifar10": cifar10.NUM_CLASSES}
 EXPERT_REGION = {"mog": (2, 3), "cifar10": (0, 1, 2, 3, 4)}
 DEFAULT_EXPERT_PS = (0.2, 0.4, 0.6, 0.8, 0.95)
 DEPENDENCE_NUM_EXPERTS = 4
+# training_budget: (epochs, learning rates) per dataset, from well under convergence to far
+# past it, and from about the authors' MoG rate (0.001 on a loss in bits) to four times ours
+# (at 0.1, 8 of 195 paper-profile models already lost most ReLUs); see docs/decisions.md.
+BUDGETS = {
+    "mog": ((1, 5, 20, 100), (0.001, 0.01, 0.05, 0.2)),
+    "cifar10": ((3, 10, 50), (0.001, 0.01, 0.1)),
+}
+BUDGET_NUM_EXPERTS = (1, 2, 4, 8)
+BUDGET_EXPERT_P = 0.95  # plus the dependence study's experts at the paper's largest p
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,7 @@ AXES = {
     ),
     "specialized_experts": replace(_J, summary="expert j an oracle on classes 2j, 2j+1"),
     "authors_experts": replace(_J, summary="J = 1..8 copies of the authors' MoG expert (MoG only)"),
+    "training_budget": replace(_J, summary="oracles at J = 1, 2, 4, 8 on a grid of epochs and learning rates"),
 }
 
 
@@ -90,8 +105,11 @@ class RunConfig:
     patience: int | None = None
 
     def train_config(self, profile: Profile) -> TrainConfig:
-        """The profile's schedule with this configuration's own settings (:data:`SCHEDULE`)."""
+        """The profile's schedule with this configuration's own settings (:data:`SCHEDULE`);
+        a training_budget model keeps its last state (it ends exactly at its budget)."""
         own = {k: getattr(self, k) for k in SCHEDULE if getattr(self, k) is not None}
+        if self.study == "training_budget":
+            own["restore_best"] = False
         return replace(profile.train, **own) if own else profile.train
 
     def as_dict(self, profile: Profile) -> dict[str, Any]:
@@ -101,8 +119,13 @@ class RunConfig:
         for k in SCHEDULE:
             d.pop(k)
         d["experts"] = [asdict(e) for e in self.experts]
+        train = asdict(self.train_config(profile))
+        if train.pop("restore_best"):  # added after results version 6: in the key only when set
+            pass
+        else:
+            train["restore_best"] = False
         d["settings"] = {
-            "train": asdict(self.train_config(profile)),
+            "train": train,
             "model": profile.model,
             "model_options": dict(profile.model_options),
             "augment": profile.augment,
@@ -135,7 +158,9 @@ def study_experts(
     study: str, dataset: str, *, num_experts: int | None = None, expert_p: float | None = None
 ) -> tuple[Expert, ...]:
     """The experts of one configuration."""
-    if study == "increasing_experts":
+    if study == "training_budget" and expert_p is not None:
+        study = "expert_dependence"
+    if study in ("increasing_experts", "training_budget"):
         return tuple(oracle(EXPERT_REGION[dataset]) for _ in range(num_experts))
     if study == "authors_experts":
         if dataset != "mog":
@@ -193,9 +218,15 @@ def study_configs(
     check_choice("study", study, STUDIES)
     num_classes = num_classes_of(dataset)
     methods, seeds = check_methods(methods), check_seeds(seeds)
+    schedules = [{}]
     if study == "expert_dependence":
         ps = DEFAULT_EXPERT_PS if expert_ps is None else check_probabilities(expert_ps)
         grid = [(DEPENDENCE_NUM_EXPERTS, p) for p in ps]
+    elif study == "training_budget":
+        js = BUDGET_NUM_EXPERTS if num_experts is None else check_num_experts(num_experts)
+        grid = [(j, None) for j in js] + [(DEPENDENCE_NUM_EXPERTS, BUDGET_EXPERT_P)]
+        epochs, lrs = BUDGETS[dataset]
+        schedules = [{"max_epochs": e, "lr": lr, "patience": e} for e in epochs for lr in lrs]
     else:
         limit = num_classes // 2 if study == "specialized_experts" else None
         default = tuple(range(1, 9)) if limit is None else tuple(range(1, limit + 1))
@@ -207,9 +238,10 @@ def study_configs(
         grid = [(j, None) for j in js]
     draws = [None] if data_seeds is None else check_seeds(data_seeds, "data_seeds")
     return [
-        run_config(study, dataset, profile, method, seed, j, p, ds)
+        run_config(study, dataset, profile, method, seed, j, p, ds, **schedule)
         for method in methods
         for ds in draws
+        for schedule in schedules
         for seed in seeds
         for j, p in grid
     ]

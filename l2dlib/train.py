@@ -238,6 +238,8 @@ def train(
                 break
     finally:  # also on Ctrl-C: no stale bar in notebooks
         bar.close()
+    if not config.restore_best:  # the state after the last epoch, with its validation loss
+        return TrainHistory(torch.full((num_models,), epoch), val_loss.cpu(), epoch)
     never = (best_epoch == 0).nonzero().flatten().tolist()
     if never:
         warnings.warn(

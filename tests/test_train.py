@@ -92,3 +92,22 @@ def test_early_stopping_stops_at_the_epoch_the_patience_implies(monkeypatch):
         for m, best in enumerate(hist.best_epoch.tolist()):
             if value.dim() and value.shape[0] == 2:
                 assert torch.equal(value[m], seen["states"][best - 1][name][m]), (name, m)
+
+
+def test_a_budget_trains_exactly_its_steps_and_keeps_the_last_state():
+    data = make_mog(points=512, standardize=True)
+    sp = _splits(data, [(2, 0)])
+    config = TrainConfig(max_epochs=3, batch_size=100, lr=0.05, patience=3, restore_best=False)
+    model = MLP(6, seeds=[0])
+    steps = []
+    model.register_forward_hook(lambda mod, args, out: steps.append(1) if mod.training else None)
+    history = train(model, sp["train"], sp["val"], methods=["softmax"], seeds=[0], config=config, progress=False)
+    assert len(steps) == 3 * (len(data.y["train"]) // 100)  # epochs x whole batches: the documented steps
+    assert history.epochs_run == 3 and history.best_epoch.tolist() == [3]
+    # The kept state is the last one: its validation loss is what the history reports.
+    val = Split(sp["val"].x, sp["val"].y, sp["val"].experts)
+    from l2dlib.train import split_loss
+
+    assert float(split_loss(model, val, ["softmax"])[0]) == pytest.approx(float(history.best_val_loss[0]), rel=1e-5)
+    with pytest.raises(ValueError, match="early stopping must be off"):
+        TrainConfig(max_epochs=3, patience=2, restore_best=False)
