@@ -35,6 +35,7 @@ NOTEBOOKS = (
     "notebooks/00_mog_dataset.ipynb",
     "derivations.ipynb",
     "notebooks/03_specialized_experts.ipynb",
+    "notebooks/05_why_the_numbers_differ.ipynb",
     "notebooks/04_beyond_the_paper.ipynb",
     "figures.ipynb",
     "reproducibility.ipynb",
@@ -80,6 +81,12 @@ FIGURES = (
         "notebooks/02_expert_dependence",
     ),
     ("fig-2", "Figure 2", "cifar10/specialized_experts-PROFILE.csv", "notebooks/03_specialized_experts"),
+    (
+        "fig-budget",
+        "ECE against the distance from the optimum (beyond the paper)",
+        "mog/ and cifar10/ training_budget-PROFILE.csv",
+        "notebooks/05_why_the_numbers_differ",
+    ),
     (
         "fig-reliability-mog",
         "Reliability diagrams (beyond the paper)",

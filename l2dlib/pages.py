@@ -267,3 +267,63 @@ def committed_table(
     if recompute:
         return study_table(study, dataset, profile, results_dir=results_dir, recompute=True, **kwargs)
     return results.find_table(results_dir, dataset, study, profile, from_bins=True)
+
+
+# ------------------------------------------------------------------ why the numbers differ
+
+
+def budget_page(results_dir, profile: str, cifar_profile: str | None, figures_dir) -> dict[str, str]:
+    """Everything the training_budget page glues, as Markdown: the figure block (ECE against
+    the distance from the optimum, MoG and CIFAR-10 where committed, with where our and the
+    authors' schedules sit), and per dataset the answers and the per-level table."""
+    import matplotlib.pyplot as plt
+
+    from . import budget, plots
+
+    shown = {"mog": profile, "cifar10": cifar_profile or "frozen_features"}
+    tables = {d: committed_table("training_budget", d, p, results_dir=results_dir)[0] for d, p in shown.items()}
+    present = {d: t for d, t in tables.items() if t is not None}
+    out = {}
+    path = f"{figures_dir}/training_budget.png"
+    if present:
+        fig, axes = plt.subplots(
+            1, len(present), figsize=(5.2 * len(present), 4.2), squeeze=False, layout="constrained"
+        )
+        for ax, (dataset, table) in zip(axes[0], present.items()):
+            refs = {}
+            for name, prof in (("our schedule", profile), ("the authors' schedule", "faithful")):
+                ref = (
+                    committed_table("increasing_experts", dataset, prof, results_dir=results_dir)[0]
+                    if dataset == "mog"
+                    else None
+                )
+                if ref is not None and "test_loss" in ref:
+                    refs[name] = budget.schedule_point(ref)
+            title = "mixture of Gaussians" if dataset == "mog" else "CIFAR-10, CPU features (distance: the test loss)"
+            plots.budget_panel(budget.levels(table), ax, references=refs, paper=dataset == "mog", title=title)
+        axes[0][0].legend(frameon=False, fontsize="small")
+        plots.save(fig, path)
+        plt.close(fig)
+    missing = " ".join(missing_results("training_budget", d, p) for d, p in shown.items() if tables[d] is None)
+    out["figure"] = figure_block(
+        next(iter(present.values()), None),
+        "../figures/training_budget.png",
+        "fig-budget",
+        "Scatter plots of ECE against the distance from the optimum on a log axis, one point per budget and method",
+        "ECE of the oracles (mean over J = 1, 2, 4, 8 and seeds) against how far training ended from the optimum, "
+        "one point per budget (epochs, learning rate; larger points: more epochs) and method. Open symbols: where "
+        "our schedule and the authors' sit (their committed increasing-experts tables). Dotted: the paper's Fig. 1 "
+        "(a), mean over J (its distance is unknown). " + missing,
+        missing or "No training_budget results.",
+    )
+    for dataset, table in present.items():
+        judged = budget.judge(table, dataset)
+        for key, sentence in budget.answers(judged).items():
+            out[f"{dataset}_{key}"] = sentence
+        out[f"{dataset}_levels"] = table_markdown(budget.level_table(table, judged))
+        out[f"{dataset}_family"] = str(len(judged))
+    for dataset in shown:
+        if dataset not in present:
+            for key in (*budget.QUESTIONS, "levels", "family"):
+                out[f"{dataset}_{key}"] = missing_results("training_budget", dataset, shown[dataset])
+    return out

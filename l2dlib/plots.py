@@ -9,6 +9,7 @@ and the asymmetric softmax green everywhere.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -287,3 +288,38 @@ def figure1(tables: dict[tuple[str, str], pd.DataFrame | None], *, labels: dict[
         axes += list(row)
     one_legend(fig, axes)
     return fig
+
+
+def budget_panel(
+    levels: pd.DataFrame, ax: plt.Axes, *, references: dict | None = None, paper: bool = False, title: str = ""
+) -> plt.Axes:
+    """ECE (the oracles', mean over J) against the distance from the optimum, one point per
+    budget level and method (:func:`l2dlib.budget.levels`; larger points: more epochs), on a
+    log axis; ``references`` (name -> {method: (distance, ece)}) marks where whole schedules
+    sit (open symbols); ``paper`` draws the paper's Fig. 1 (a), mean over its J, as dotted
+    lines (its distance from the optimum is unknown)."""
+    from .budget import DISTANCE_FLOOR
+    from .claims import PAPER_FIG1A
+
+    if paper:
+        for method in ("softmax", "ova"):
+            ax.axhline(float(np.mean(PAPER_FIG1A[method])), color=COLORS[method], ls=":", lw=1.2)
+        ax.plot([], [], color="0.3", ls=":", label="the paper's Fig. 1 (a), mean over J")
+    markers = {"our schedule": "o", "the authors' schedule": "s"}
+    for method, d in levels.groupby("method", sort=False):
+        d = d.sort_values("distance")
+        x = d["distance"].clip(lower=DISTANCE_FLOOR)
+        ax.scatter(x, d["ece"], s=14 + 2 * np.log1p(d["max_epochs"]) ** 2, color=COLORS[method], alpha=0.75)
+        ax.plot([], [], color=COLORS[method], marker="o", ls="", label=LABELS[method])
+    for name, points in (references or {}).items():
+        for method, (distance, ece) in points.items():
+            marker = markers.get(name, "D")
+            x = max(distance, DISTANCE_FLOOR)
+            ax.scatter(x, ece, s=90, marker=marker, facecolors="none", edgecolors=COLORS[method], lw=1.6)
+        ax.plot([], [], color="0.3", marker=markers.get(name, "D"), mfc="none", ls="", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("distance from the optimum (test loss - Bayes risk, nats)")
+    ax.set_ylabel("ECE (oracles, mean over J)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax

@@ -45,6 +45,7 @@ PAGES = [
     "notebooks/02_expert_dependence.html",
     "notebooks/03_specialized_experts.html",
     "notebooks/04_beyond_the_paper.html",
+    "notebooks/05_why_the_numbers_differ.html",
 ]
 
 

@@ -25,6 +25,9 @@ out = Path(sys.argv[1])
 # 'no results yet' note.
 run_studies(["increasing_experts", "expert_dependence"], "cifar10", "smoke", num_experts=[1, 2, 3],
             expert_ps=[0.2, 0.95], results_dir=out / "results", progress=False)
+# The training-budget page reads a committed table: a small one (the budget grid, J = 1, 2).
+run_studies(["training_budget"], "mog", "smoke", num_experts=[1, 2], methods=["softmax", "ova"],
+            results_dir=out / "results", progress=False)
 html = book.build(profile="smoke", cifar_profile="smoke", output=out, quiet=True)
 sys.path.insert(0, sys.argv[2])
 import bookcheck

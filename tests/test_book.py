@@ -58,6 +58,7 @@ def test_study_results_and_figures_were_written(built):
         "figure1_de_cifar10.png",
         "figure1_f_cifar10.png",
         "figure1.png",
+        "training_budget.png",
     ):
         assert (out / "_build" / "src" / "figures" / fig).stat().st_size > 10_000
     assert not (out / "_build" / "src" / "figures" / "figure2_cifar10.png").exists()  # no empty frames
