@@ -21,7 +21,7 @@ from l2dlib import metrics, numerics, pages, pool, results
 from l2dlib.data import mog
 from l2dlib.data.mog import PAPER, make_mog
 from l2dlib.profiles import get_profile
-from l2dlib.studies import run_config, study_configs
+from l2dlib.studies import IDENTITY, SCHEDULE, run_config, study_configs
 from l2dlib.train import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -462,7 +462,7 @@ COMMITTED = sorted(p for p in (REPO / "results").glob("*/*.json") if not p.name.
 
 
 def test_every_committed_table_is_listed():
-    assert len(COMMITTED) == 11 and {p.parent.name for p in COMMITTED} == {"mog", "cifar10"}
+    assert len(COMMITTED) == 13 and {p.parent.name for p in COMMITTED} == {"mog", "cifar10"}
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -481,17 +481,18 @@ def test_committed_tables_hold_what_this_code_computes(path):
     mode = numerics.mode_of(prov["numerics"])
     assert mode == ("portable" if dataset == "mog" else "native-AVX512"), mode
     prof = get_profile(dataset, profile)
-    fingerprints = prov["data_fingerprint"]
-    for (method, seed, j, p, d), rows in table.groupby(
-        ["method", "seed", "num_experts", "expert_p", "data_seed"], dropna=False
-    ):
+    fingerprints, remade = prov["data_fingerprint"], {}
+    for (method, seed, j, p, d, *schedule), rows in table.groupby(list(IDENTITY[1:]), dropna=False):
         d = None if pd.isna(d) else int(d)
+        own = {k: None if pd.isna(v) else v for k, v in zip(SCHEDULE, schedule)}
         if dataset == "mog":
-            fingerprint = B.load_data(prof, torch.device("cpu"), data_seed=d).fingerprint
+            if d not in remade:  # the data is remade once per draw
+                remade[d] = B.load_data(prof, torch.device("cpu"), data_seed=d).fingerprint
+            fingerprint = remade[d]
             assert fingerprint == (fingerprints if d is None else fingerprints[str(d)])
         else:
             fingerprint = fingerprints
-        cfg = run_config(study, dataset, profile, method, seed, j, None if pd.isna(p) else p, d)
+        cfg = run_config(study, dataset, profile, method, seed, j, None if pd.isna(p) else p, d, **own)
         assert set(rows["config_key"]) == {B.run_key(cfg, prof, fingerprint, mode)}, (method, seed, j, p, d)
 
 
