@@ -123,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
         "experts (default: 0.2 0.4 0.6 0.8 0.95)",
     )
     run.add_argument(
+        "--epochs",
+        dest="max_epochs",
+        type=_number(int, lambda v: v >= 1, "an integer >= 1"),
+        help="most epochs of training (default: the profile's; enters the cache key)",
+    )
+    run.add_argument(
+        "--lr", type=_number(float, lambda v: v > 0, "a number > 0"), help="learning rate (default: the profile's)"
+    )
+    run.add_argument(
+        "--patience",
+        type=_number(int, lambda v: v >= 1, "an integer >= 1"),
+        help="epochs without a better validation loss before a model stops (default: the profile's)",
+    )
+    run.add_argument(
         "--results-dir",
         type=_path,
         help="where result tables, provenance and the cache go (default: $L2D_RESULTS_DIR, else the "
@@ -312,6 +326,9 @@ def _main(argv: list[str] | None) -> int:
             num_experts=args.num_experts,
             expert_ps=args.expert_p,
             data_seeds=args.data_seeds,
+            max_epochs=args.max_epochs,
+            lr=args.lr,
+            patience=args.patience,
             results_dir=args.results_dir,
             force=args.force,
             device=args.device,

@@ -21,7 +21,7 @@ import torch
 
 from . import METHODS, numerics, results
 from .data import Dataset
-from .evaluation import evaluate
+from .evaluation import Points, evaluate
 from .experts import draw_predictions
 from .losses import expert_correct
 from .models import MLP, FastResNet, Stacked, WideResNet
@@ -112,15 +112,16 @@ def _image_transforms(profile: Profile, device: torch.device):
 class BatchResult:
     """Per configuration of a batch: (rows, bins, points) and best epoch; and the batch's cost."""
 
-    evaluated: list[tuple[list[dict], list[dict]]]
+    evaluated: list[tuple[list[dict], list[dict], Points]]
     best_epochs: list[int]
     epochs_run: int
     wall_seconds: float
 
 
 def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, progress: bool = False) -> BatchResult:
-    """Train a batch of configurations of one output width as one stack and evaluate each on
-    the test split."""
+    """Train a batch of configurations of one output width and schedule as one stack and
+    evaluate each on its test points: the rows (with the surrogate losses of each split and,
+    on MoG, the reference values), the reliability bins and the per-point estimates."""
     k, device = data.num_classes, data.x["train"].device
     widths = {output_width(c, profile, k) for c in cfgs}
     if len(widths) != 1:  # see the module docstring: the width must not depend on companions

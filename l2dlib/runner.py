@@ -49,6 +49,9 @@ def run_studies(
     num_experts: Sequence[int] | None = None,
     expert_ps: Sequence[float] | None = None,
     data_seeds: Sequence[int] | None = None,
+    max_epochs: int | None = None,
+    lr: float | None = None,
+    patience: int | None = None,
     results_dir: str | Path | None = None,
     force: bool = False,
     device: str | None = None,
@@ -68,7 +71,9 @@ def run_studies(
     :data:`~l2dlib.profiles.DEFAULT_PROFILE`); ``num_experts`` applies
     to the studies that vary J, ``expert_ps`` to expert_dependence (an error where no
     study of the call varies them); ``data_seeds`` (MoG) are draws of our generator (default:
-    the profile's; None there means the paper's data); ``data_dir`` holds CIFAR-10.
+    the profile's; None there means the paper's data); ``max_epochs``, ``lr`` and ``patience``
+    replace the profile's schedule for every configuration (they enter its cache key);
+    ``data_dir`` holds CIFAR-10.
     ``executor`` 'slurm' (or 'submitit_local': the same path in subprocesses of this machine)
     submits one job per batch through submitit, with ``cluster_options`` (a
     :class:`~l2dlib.cluster.ClusterOptions`; see :mod:`l2dlib.cluster`).
@@ -106,6 +111,7 @@ def run_studies(
             num_experts=num_experts,
             expert_ps=expert_ps,
             data_seeds=data_seeds,
+            schedule={"max_epochs": max_epochs, "lr": lr, "patience": patience},
         )
         for s in studies
     }

@@ -210,15 +210,20 @@ def study_configs(
     num_experts: Sequence[int] | None = None,
     expert_ps: Sequence[float] | None = None,
     data_seeds: Sequence[int] | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> list[RunConfig]:
     """The study's grid, in table order (method, data seed, seed, then J or p). ``data_seeds``
     (MoG) are draws of our generator, None the paper's data. ``num_experts`` and
     ``expert_ps`` replace the defaults where the study varies them and are ignored otherwise
-    (:func:`check_options` rejects them where no study of a run uses them)."""
+    (:func:`check_options` rejects them where no study of a run uses them). ``schedule``
+    sets :data:`SCHEDULE` values for every configuration (:func:`check_schedule`); the
+    training_budget study sets its own and refuses it."""
     check_choice("study", study, STUDIES)
     num_classes = num_classes_of(dataset)
     methods, seeds = check_methods(methods), check_seeds(seeds)
-    schedules = [{}]
+    schedules = [check_schedule(schedule)]
+    if study == "training_budget" and any(v is not None for v in schedules[0].values()):
+        raise ValueError("training_budget sets each configuration's epochs, learning rate and patience itself")
     if study == "expert_dependence":
         ps = DEFAULT_EXPERT_PS if expert_ps is None else check_probabilities(expert_ps)
         grid = [(DEPENDENCE_NUM_EXPERTS, p) for p in ps]
@@ -257,6 +262,23 @@ def check_options(studies: Sequence[str], *, num_experts=None, expert_ps=None) -
             flag = "--num-experts" if option == "num_experts" else "--expert-p"
             fixed = ", ".join(f"{s} varies {AXES[s].symbol} ({AXES[s].flag})" for s in studies)
             raise ValueError(f"{option} ({flag}) does not apply to {' and '.join(studies)}: {fixed}")
+
+
+def check_schedule(schedule: dict[str, Any] | None) -> dict[str, Any]:
+    """Schedule settings (:data:`SCHEDULE`; None: the profile's): max_epochs and patience
+    integers >= 1, lr a number > 0."""
+    schedule = dict(schedule or {})
+    unknown = set(schedule) - set(SCHEDULE)
+    if unknown:
+        raise ValueError(f"unknown schedule setting(s) {sorted(unknown)}: expected {', '.join(SCHEDULE)}")
+    for name in ("max_epochs", "patience"):
+        v = schedule.get(name)
+        if v is not None and (not _is_int(v) or v < 1):
+            raise ValueError(f"{name} must be an integer >= 1 (or None: the profile's), got {v!r}")
+    lr = schedule.get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
+        raise ValueError(f"lr must be a number > 0 (or None: the profile's), got {lr!r}")
+    return schedule
 
 
 # -------------------------------------------------------------- parameter checks

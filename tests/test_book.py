@@ -8,6 +8,7 @@ import shutil
 from html.parser import HTMLParser
 
 import nbformat
+import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -202,3 +203,22 @@ def test_an_unchanged_book_reuses_its_executed_notebooks(built, tmp_path):
     table.write_text(table.read_text() + "\n")
     assert book.execution_key(book.REPO / "book", copy, params) != key
     assert book.execution_key(book.REPO / "book", results_dir, params | {"seeds": [0]}) != key
+
+
+@pytest.mark.parametrize(
+    ("notebook", "grid"),
+    [("01_increasing_experts", {"num_experts": [1, 3]}), ("02_expert_dependence", {"expert_ps": [0.3, 0.9]})],
+)
+def test_a_study_page_honours_a_grid_and_a_schedule_of_its_own(tmp_path, notebook, grid):
+    import papermill
+
+    study = notebook[3:]
+    params = {"profile": "smoke", "methods": ["softmax", "ova"], "max_epochs": 2, "lr": 0.1, "patience": 2}
+    params |= grid | {"results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path)}
+    source = book.REPO / "book" / "notebooks" / f"{notebook}.ipynb"
+    papermill.execute_notebook(source, tmp_path / "out.ipynb", parameters=params, cwd=source.parent, progress_bar=False)
+    table = pd.read_csv(tmp_path / "results" / "mog" / f"{study}-smoke.csv")
+    x, values = next(iter(grid.items()))
+    column = "num_experts" if x == "num_experts" else "expert_p"
+    assert sorted(table[column].unique()) == values and set(table["method"]) == {"softmax", "ova"}
+    assert (table["max_epochs"] == 2).all() and (table["lr"] == 0.1).all() and (table["best_epoch"] <= 2).all()
