@@ -70,7 +70,7 @@ def _judged(question: str, where: str, est: stats.Estimate, kind: str, margin: f
 
 
 def _level_name(epochs, lr) -> str:
-    return f"{int(epochs)} epochs at lr {lr:g}"
+    return f"{int(epochs)} epoch{'s' * (epochs != 1)} at lr {lr:g}"
 
 
 def judge(table: pd.DataFrame, dataset: str) -> pd.DataFrame:

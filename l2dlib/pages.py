@@ -327,3 +327,42 @@ def budget_page(results_dir, profile: str, cifar_profile: str | None, figures_di
             for key in (*budget.QUESTIONS, "levels", "family"):
                 out[f"{dataset}_{key}"] = missing_results("training_budget", dataset, shown[dataset])
     return out
+
+
+def study_section(
+    study: str,
+    dataset: str,
+    profile: str,
+    *,
+    letters: str,
+    file: str,
+    alt: str,
+    caption: str,
+    label: str | None = None,
+    name: str | None = None,
+    what: str | None = None,
+    results_dir=None,
+    figures_dir="../figures",
+    recompute: bool = False,
+) -> dict:
+    """One committed study shown on a page: its figure (saved as ``file`` under
+    ``figures_dir``; panel title ``label``, else the data's) in a MyST figure block labelled
+    ``name``, or a note of what is missing; a sentence on its data and trends; its
+    provenance dropdown (``what``: the figure's name there); and the table (None if absent)."""
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    table, info = committed_table(study, dataset, profile, results_dir=results_dir, recompute=recompute)
+    if table is not None:  # no figure of empty frames: the note says what is missing
+        title = label or data_title(info, dataset, profile)
+        fig = plots.study_figure(study, table, letters=letters, label=title)
+        plots.save(fig, f"{figures_dir}/{file}")
+        plt.close(fig)
+    missing = missing_results(study, dataset, profile)
+    return {
+        "figure": figure_block(table, f"../figures/{file}", name, alt, caption, missing),
+        "text": describe_results(study, table, info, profile, dataset=dataset) if table is not None else "",
+        "provenance": provenance_dropdown(info, what or caption.split(":")[0]),
+        "table": table,
+    }
