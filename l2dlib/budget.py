@@ -174,6 +174,7 @@ def level_table(table: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
     """One row per budget level: softmax's and OvA's ECE and distance, softmax's fitted rise
     in J with its verdict, and the random expert's softmax ECE with its verdict at 0.40."""
     lv = levels(table).set_index([*LEVEL, "method"])
+    distance = "softmax distance" if table["bayes_risk"].notna().all() else "softmax test loss"
     rises = judged[judged["question"] == QUESTIONS["rises"]].set_index("where")
     random = judged[judged["question"] == QUESTIONS["random"]].set_index("where")
     rows = []
@@ -186,7 +187,7 @@ def level_table(table: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
             "lr": f"{lr:g}",
             "softmax ECE": f"{sm['ece']:.3f}",
             "OvA ECE": f"{ova['ece']:.3f}",
-            "softmax distance": f"{sm['distance']:.3f}",
+            distance: f"{sm['distance']:.3f}",
             "softmax ECE(8) - ECE(1)": f"{r['estimate']:+.3f}, {r['verdict']}",
         }
         if where in random.index:
