@@ -1,4 +1,7 @@
-"""Command line: ``python -m l2dlib run STUDY [options]`` (see ``--help``)."""
+"""Command line: ``python -m l2dlib run STUDY [options]`` (see ``--help``).
+
+One concern over 350 lines: the command line, most of it the options and their help.
+"""
 
 from __future__ import annotations
 

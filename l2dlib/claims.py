@@ -94,7 +94,7 @@ class Claim:
         it) and *m* only says how far off a miss is."""
         if self.kind == "direction" and self.paper_effect is not None:
             return abs(self.paper_effect) / 2
-        return MARGINS["ece" if self.metric.startswith("ece") else self.metric]
+        return MARGINS[self.metric if self.metric == "system_accuracy" else "ece"]  # any ECE estimator
 
     @property
     def margin_source(self) -> str:
@@ -113,7 +113,7 @@ class Claim:
     def name_on(self, lo, hi) -> str:
         """The statistic's name on a grid from ``lo`` to ``hi``."""
         axis = AXES[self.study]
-        metric = "ECE" if self.metric.startswith("ece") else "system accuracy"
+        metric = "system accuracy" if self.metric == "system_accuracy" else "ECE"
         if self.statistic == "change":
             return f"{metric}({axis.symbol}={hi:g}) - {metric}({axis.symbol}={lo:g}), fitted line"
         if self.statistic == "gap":

@@ -2,7 +2,10 @@
 :func:`committed_table` reads committed results), which CIFAR-10 profile, the figure
 blocks and notes, the claim and robustness tables, and the Markdown/HTML they are pasted
 in as. The notebooks call these; the numbers come from :mod:`l2dlib.aggregate` and
-:mod:`l2dlib.claims`, the prose from :mod:`l2dlib.report`."""
+:mod:`l2dlib.claims`, the prose from :mod:`l2dlib.report`.
+
+One concern over 350 lines: what the pages show, one function per kind of section.
+"""
 
 from __future__ import annotations
 
