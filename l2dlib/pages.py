@@ -302,8 +302,10 @@ def budget_page(results_dir, profile: str, cifar_profile: str | None, figures_di
                 )
                 if ref is not None and "test_loss" in ref:
                     refs[name] = budget.schedule_point(ref)
-            title = "mixture of Gaussians" if dataset == "mog" else "CIFAR-10, CPU features (distance: the test loss)"
-            plots.budget_panel(budget.levels(table), ax, references=refs, paper=dataset == "mog", title=title)
+            mog = dataset == "mog"
+            title = "mixture of Gaussians" if mog else "CIFAR-10, CPU features"
+            kw = {} if mog else {"xlabel": "test loss (nats; the Bayes risk is unknown)"}
+            plots.budget_panel(budget.levels(table), ax, references=refs, paper=mog, title=title, **kw)
         axes[0][0].legend(frameon=False, fontsize="small")
         plots.save(fig, path)
         plt.close(fig)

@@ -291,7 +291,13 @@ def figure1(tables: dict[tuple[str, str], pd.DataFrame | None], *, labels: dict[
 
 
 def budget_panel(
-    levels: pd.DataFrame, ax: plt.Axes, *, references: dict | None = None, paper: bool = False, title: str = ""
+    levels: pd.DataFrame,
+    ax: plt.Axes,
+    *,
+    references: dict | None = None,
+    paper: bool = False,
+    title: str = "",
+    xlabel: str = "distance from the optimum (test loss - Bayes risk, nats)",
 ) -> plt.Axes:
     """ECE (the oracles', mean over J) against the distance from the optimum, one point per
     budget level and method (:func:`l2dlib.budget.levels`; larger points: more epochs), on a
@@ -318,7 +324,7 @@ def budget_panel(
             ax.scatter(x, ece, s=90, marker=marker, facecolors="none", edgecolors=COLORS[method], lw=1.6)
         ax.plot([], [], color="0.3", marker=markers.get(name, "D"), mfc="none", ls="", label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("distance from the optimum (test loss - Bayes risk, nats)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("ECE (oracles, mean over J)")
     if title:
         ax.set_title(title, fontsize=10)
