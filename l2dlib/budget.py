@@ -139,9 +139,9 @@ def answers(judged: pd.DataFrame) -> dict[str, str]:
     up = rises[rises["verdict"].isin(("reproduced", "direction reproduced, size unresolved"))]
     best = rises.loc[rises["estimate"].idxmax()]
     out["rises"] = (
-        f"At {len(up)} of {len(rises)} budget levels the softmax ECE rises with J by as much as the paper's "
-        f"effect could be (the largest fitted rise from J = 1 to 8: {best['estimate']:+.4f} at {best['where']}, "
-        f"*m* = {best['m']:.4f})."
+        f"At {len(up)} of {len(rises)} budget levels the softmax ECE rises with J by a size that matters (verdict "
+        f"reproduced, or direction reproduced); the largest fitted rise from J = 1 to 8 is {best['estimate']:+.4f} "
+        f"({best['where']}), against *m* = {best['m']:.4f} ({best['m from']})."
     )
     random = judged[judged["question"] == QUESTIONS["random"]]
     if len(random):
