@@ -51,9 +51,9 @@ def minimal_risk(eta: Tensor, q: Tensor, method: str) -> Tensor:
     can take any value in (0, 1) whatever the class scores, so H(eta) + sum_j H(q_j)."""
     check_method(method)
     xlogy = torch.special.xlogy
-    if method == "softmax":
-        z = 1 + q.sum(-1, keepdim=True)
-        return -xlogy(eta, eta / z).sum(-1) - xlogy(q, q / z).sum(-1)
+    if method == "softmax":  # log(t / z) as log t - log z: a tiny t / z would underflow to 0
+        z = 1 + q.sum(-1)
+        return -xlogy(eta, eta).sum(-1) - xlogy(q, q).sum(-1) + (eta.sum(-1) + q.sum(-1)) * torch.log(z)
     binary = -(xlogy(q, q) + xlogy(1 - q, 1 - q)).sum(-1)
     if method == "ova":
         return -(xlogy(eta, eta) + xlogy(1 - eta, 1 - eta)).sum(-1) + binary

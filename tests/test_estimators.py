@@ -115,6 +115,9 @@ def test_the_closed_form_bayes_risk_is_the_minimum_of_the_pointwise_risk(method)
     # Any other scores do worse: the gap to the Bayes risk is 0 at the optimum only.
     for shift in (torch.tensor([0.3, 0, 0, 0, 0]), torch.tensor([0, 0, 0, -0.5, 0.2])):
         assert float(theory.pointwise_risk(g + shift.double(), eta, q, method)) > float(best) + 1e-4
+    # A posterior too small to divide without underflow still gives a finite risk.
+    tiny = torch.tensor([1.0, 5e-324], dtype=torch.float64)
+    assert torch.isfinite(theory.minimal_risk(tiny, torch.tensor([0.5], dtype=torch.float64), method))
     # A certain expert and a certain class cost nothing under OvA.
     if method == "ova":
         zero = theory.minimal_risk(torch.tensor([1.0, 0.0]), torch.tensor([1.0]), method)
