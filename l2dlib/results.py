@@ -217,8 +217,8 @@ def points_path(entry_path: Path) -> Path:
 
 def write_points(entry_path: Path, points: Points) -> None:
     """A configuration's :class:`~l2dlib.evaluation.Points`, compressed (outcomes as bits),
-    beside its cache entry. Git-ignored like the cache: 20,000 test points cost about 40 kB
-    per expert."""
+    beside its cache entry. Git-ignored like the cache: 20,000 test points cost about 20 kB
+    per expert compressed (40 kB raw)."""
     buf = io.BytesIO()
     np.savez_compressed(
         buf, estimates=points.estimates, correct=np.packbits(points.correct, axis=0), rows=len(points.correct)
