@@ -120,9 +120,7 @@ class RunConfig:
             d.pop(k)
         d["experts"] = [asdict(e) for e in self.experts]
         train = asdict(self.train_config(profile))
-        if train.pop("restore_best"):  # added after results version 6: in the key only when set
-            pass
-        else:
+        if not train.pop("restore_best"):  # added after results version 6: in the key only when False
             train["restore_best"] = False
         d["settings"] = {
             "train": train,
