@@ -132,7 +132,7 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
     if len(schedules) != 1:  # one optimiser and schedule per stack
         raise ValueError(f"a batch must hold configurations of one schedule, got {len(schedules)}")
     config = schedules.pop()
-    splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data, s, slots)) for s in ("train", "val")}
+    splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data.y[s], k, s, slots)) for s in ("train", "val")}
     model = build_model(cfgs, profile, data)
     preprocess, augment = _image_transforms(profile, device)
     methods = [c.method for c in cfgs]
@@ -157,19 +157,14 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
             # Test logits in float32 even when training used bf16: the estimates are what is measured.
             picked = None if len(members) == len(cfgs) else torch.tensor(members, device=device)
             logits = predict(model, x, models=picked, **eval_kw)
-            padded = []
-            for i, m in enumerate(members):
-                c = cfgs[m]
-                experts = draw_predictions(list(c.experts), y, k, c.seed, "test").to(y.device)
-                evaluated[m] = evaluate(logits[i, :, : k + c.num_experts], y, experts, k, c.method)
-                padded.append(torch.nn.functional.pad(experts, (0, slots - c.num_experts), value=-1))
-            group = per_model_loss(
-                logits,
-                y.expand(len(members), -1),
-                expert_correct(y, torch.stack(padded)),
-                [methods[m] for m in members],
-            )
-            for m, value in zip(members, group.tolist()):
+            tested = [cfgs[m] for m in members]
+            experts = _expert_tensor(tested, y, k, "test", slots)
+            for i, (m, c) in enumerate(zip(members, tested)):
+                j = k + c.num_experts
+                evaluated[m] = evaluate(logits[i, :, :j], y, experts[i, :, : c.num_experts], k, c.method)
+            correct = expert_correct(y, experts)
+            losses = per_model_loss(logits, y.expand(len(members), -1), correct, [c.method for c in tested])
+            for m, value in zip(members, losses.tolist()):
                 test_loss[m] = value
     for m, (rows, _, _) in enumerate(evaluated):
         for row in rows:
@@ -224,13 +219,16 @@ def mog_test_split(profile: Profile, data_seed: int | None, seed: int) -> tuple[
     return fresh.x["test"], fresh.y["test"]
 
 
-def _expert_tensor(cfgs: Sequence[RunConfig], data: Dataset, split: str, slots: int) -> torch.Tensor:
-    """Stacked expert predictions [M, N, slots], padded with -1 (never correct)."""
+def _expert_tensor(
+    cfgs: Sequence[RunConfig], y: torch.Tensor, num_classes: int, split: str, slots: int
+) -> torch.Tensor:
+    """Stacked expert predictions on labels ``y`` of ``split`` [M, N, slots], padded with -1
+    (never correct)."""
     out = []
     for c in cfgs:
-        e = draw_predictions(list(c.experts), data.y[split], data.num_classes, c.seed, split)
+        e = draw_predictions(list(c.experts), y, num_classes, c.seed, split)
         out.append(torch.nn.functional.pad(e, (0, slots - e.shape[1]), value=-1))
-    return torch.stack(out).to(data.y[split].device)
+    return torch.stack(out).to(y.device)
 
 
 @contextlib.contextmanager

@@ -154,6 +154,14 @@ def get_profile(dataset: str, profile: str) -> Profile:
         ) from None
 
 
+def profile_for(dataset: str, profile: str | Profile | None = None) -> Profile:
+    """``profile`` itself (a :class:`Profile`), the profile of that name for ``dataset``, or
+    (None) the dataset's :data:`DEFAULT_PROFILE`; a clear error where none is."""
+    if isinstance(profile, Profile):
+        return profile
+    return get_profile(dataset, DEFAULT_PROFILE.get(dataset, "") if profile is None else profile)
+
+
 def resolve_device(device: str | None, profile: Profile) -> torch.device:
     """Where ``profile`` trains: ``device`` ('cpu' or 'cuda'), or by default the GPU when one
     is visible and the profile needs one, else the CPU. A GPU profile on a machine without

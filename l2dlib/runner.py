@@ -26,17 +26,11 @@ from . import METHODS, files, results
 from .batch import BatchResult, cache_batch, load_data, make_batches, run_key
 from .data import Dataset
 from .pool import device_description, train_all
-from .profiles import DEFAULT_PROFILE, Profile, get_profile, resolve_device
+from .profiles import Profile, profile_for, resolve_device
 from .studies import STUDIES, RunConfig, check_methods, check_options, check_seeds, study_configs
 from .tables import Record, assemble, gather, make_provenance
 
 EXECUTORS = ("local", "slurm", "submitit_local")
-
-
-def _profile(profile: str | Profile | None, dataset: str) -> Profile:
-    if isinstance(profile, Profile):
-        return profile
-    return get_profile(dataset, DEFAULT_PROFILE.get(dataset, "") if profile is None else profile)
 
 
 def run_studies(
@@ -80,7 +74,7 @@ def run_studies(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
-    prof = _profile(profile, dataset)
+    prof = profile_for(dataset, profile)
     if executor != "local":
         from . import cluster
 
