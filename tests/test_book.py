@@ -222,3 +222,10 @@ def test_a_study_page_honours_a_grid_and_a_schedule_of_its_own(tmp_path, noteboo
     column = "num_experts" if x == "num_experts" else "expert_p"
     assert sorted(table[column].unique()) == values and set(table["method"]) == {"softmax", "ova"}
     assert (table["max_epochs"] == 2).all() and (table["lr"] == 0.1).all() and (table["best_epoch"] <= 2).all()
+
+
+def test_the_budget_page_shows_its_levels_as_a_table(built):
+    _, html = built
+    page = (html / "notebooks" / "05_why_the_numbers_differ.html").read_text()
+    assert '<th class="head"><p>softmax ECE(8) - ECE(1)</p></th>' in page
+    assert "| epochs |" not in page  # Markdown pasted inline would show as text
