@@ -42,24 +42,35 @@ class TrainConfig:
             )
 
 
-FEATURES_VERSION = 1  # bump when the training or extraction code changes its output
+FEATURES_VERSION = 2  # bump when the training or extraction code changes its output
 
 
 @dataclass(frozen=True)
 class ExtractorConfig:
     """The one-time CNN: :class:`~l2dlib.models.FastResNet` of ``widths``, trained with
     cross-entropy, random crops and flips, SGD (Nesterov) with a linear warm-up over the
-    first ``warmup`` share of the steps and a linear decay to 0; no label smoothing, no
-    test-time augmentation."""
+    first ``warmup`` share of the steps and a linear decay to 0; no label smoothing.
+
+    It trains on a seeded ``fit_fraction`` of the train split only; the L2D heads train on
+    the rest, so the features they learn from are of images the extractor has not seen, as
+    the validation and test features are. A feature is the mean of an image's and its
+    mirror image's embedding."""
 
     widths: tuple[int, int, int] = (32, 64, 128)
-    epochs: int = 16
+    epochs: int = 30
     batch_size: int = 256
     lr: float = 0.2
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup: float = 0.15
     seed: int = 0
+    fit_fraction: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fit_fraction < 1:
+            raise ValueError(
+                f"expected 0 < fit_fraction < 1 (the heads train on the rest of the train split), got {self.fit_fraction}"
+            )
 
     def key(self, data_fingerprint: str) -> str:
         """16 hex digits of these settings, the image data and :data:`FEATURES_VERSION`."""

@@ -24,7 +24,7 @@ TINY = ExtractorConfig(widths=(8, 16, 16), epochs=1, batch_size=64)
 
 def tiny_profile():
     p = get_profile("cifar10", "frozen_features")
-    return replace(p, synthetic=True, seeds=(0,), extractor=TINY, train=replace(p.train, max_epochs=3), cpu_workers=1)
+    return replace(p, synthetic=True, seeds=(0,), extractor=TINY, train=replace(p.train, max_epochs=3, batch_size=64), cpu_workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +51,37 @@ def test_the_key_changes_with_the_settings_and_the_data(images):
     assert TINY.key(images.fingerprint) != TINY.key(other.fingerprint)
 
 
+def test_the_extractor_trains_on_its_part_of_the_train_split_only(images, monkeypatch):
+    seen = []
+    real = features.augment
+    monkeypatch.setattr(features, "augment", lambda x, g: seen.append(x.clone()) or real(x, g))
+    fit, heads = features.fit_split(len(images.y["train"]), TINY)
+    _, summary = features.train_extractor(images, TINY, progress=False)
+    allowed = features.normalize(images.x["train"][fit])
+    for batch in seen:  # every training image is one of the extractor's own
+        assert (batch[:, None] == allowed[None]).flatten(2).all(2).any(1).all()
+    assert (summary["fit_images"], summary["head_images"]) == (len(fit), len(heads))
+    with pytest.raises(ValueError, match="fit_fraction"):
+        ExtractorConfig(fit_fraction=1.0)
+
+
 def test_features_are_trained_once_then_reused_with_the_same_bits(tmp_path, images, monkeypatch):
     calls = count_training(monkeypatch)
     first = feature_dataset(images, TINY, tmp_path, progress=False)
     assert weights_path(tmp_path, TINY, images).is_file() and features_path(tmp_path, TINY, images).is_file()
     second = feature_dataset(images, TINY, tmp_path, progress=False)
     assert calls == [1]
+    fit, heads = features.fit_split(len(images.y["train"]), TINY)
+    assert len(fit) == int(0.6 * 256) and len(heads) == 256 - len(fit)
+    assert sorted(fit.tolist() + heads.tolist()) == list(range(256))  # a partition
+    sizes = {"train": len(heads), "val": len(images.y["val"]), "test": len(images.y["test"])}
     for s in ("train", "val", "test"):
         assert torch.equal(first.x[s], second.x[s])
-        assert first.x[s].shape == (len(images.y[s]), TINY.widths[2])
+        assert first.x[s].shape == (sizes[s], TINY.widths[2])
+    # The heads' train split is the images the extractor did not train on, labels and index along.
+    assert torch.equal(first.y["train"], images.y["train"][heads])
+    assert torch.equal(first.index["train"], images.index["train"][heads])
+    assert torch.equal(first.y["test"], images.y["test"])
     assert first.fingerprint == second.fingerprint
     # Standardised by the train split: mean 0 and std 1 per feature (up to float32 rounding).
     assert first.x["train"].mean(0).abs().max() < 1e-4
@@ -73,9 +95,15 @@ def test_features_equal_the_extractor_applied_by_hand(tmp_path, images):
     net = features.FastResNet(10, widths=TINY.widths)
     net.load_state_dict(torch.load(weights_path(tmp_path, TINY, images), weights_only=True)["state"])
     net.eval()
+    _, heads = features.fit_split(len(images.y["train"]), TINY)
+
+    def by_hand(x):  # the mean embedding of each image and its mirror image
+        x = features.normalize(x)
+        return (net.embed(x) + net.embed(torch.flip(x, dims=[3]))) / 2
+
     with torch.no_grad():
-        raw = net.embed(features.normalize(images.x["test"]))
-        train = net.embed(features.normalize(images.x["train"])).double()
+        raw = by_hand(images.x["test"])
+        train = by_hand(images.x["train"][heads]).double()
     expect = (raw.double() - train.mean(0)) / train.std(0, correction=0)
     torch.testing.assert_close(data.x["test"].double(), expect, atol=1e-4, rtol=1e-4)
 

@@ -18,6 +18,9 @@ class Dataset:
 
     ``label`` names the data wherever it is shown (e.g. that a CIFAR-10 copy is
     non-canonical); ``fingerprint`` is a sha256 of the bytes, recorded in provenance.
+    ``index[split]`` [N] int64, where known, is each example's position in the official
+    file it came from (CIFAR-10: train and val in the 50,000 training images, test in the
+    10,000 test images), which per-image data such as human labels are published against.
     """
 
     name: str
@@ -26,6 +29,7 @@ class Dataset:
     y: dict[str, Tensor]
     label: str
     fingerprint: str = field(default="")
+    index: dict[str, Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -39,6 +43,7 @@ class Dataset:
             {s: t.to(device) for s, t in self.y.items()},
             self.label,
             self.fingerprint,
+            None if self.index is None else dict(self.index),
         )
 
 

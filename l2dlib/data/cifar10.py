@@ -158,6 +158,7 @@ def load_cifar10(
         y={"train": train_y[train_idx].to(device), "val": train_y[val_idx].to(device), "test": test_y.to(device)},
         label=label,
         fingerprint=sha256,
+        index={"train": train_idx, "val": val_idx, "test": torch.arange(len(test_y))},
     )
 
 
@@ -184,6 +185,7 @@ def synthetic_cifar10(n_train: int = 256, n_val: int = 64, n_test: int = 128, se
         x=x,
         y=y,
         label=f"synthetic CIFAR-10-shaped data ({sum(sizes.values())} images)",
+        index={s: torch.arange(n) + (n_train if s == "val" else 0) for s, n in sizes.items()},
     )
 
 
