@@ -69,7 +69,8 @@ class ExtractorConfig:
     def __post_init__(self) -> None:
         if not 0 < self.fit_fraction < 1:
             raise ValueError(
-                f"expected 0 < fit_fraction < 1 (the heads train on the rest of the train split), got {self.fit_fraction}"
+                "expected 0 < fit_fraction < 1 (the heads train on the rest of the train split), "
+                f"got {self.fit_fraction}"
             )
 
     def key(self, data_fingerprint: str) -> str:

@@ -24,7 +24,14 @@ TINY = ExtractorConfig(widths=(8, 16, 16), epochs=1, batch_size=64)
 
 def tiny_profile():
     p = get_profile("cifar10", "frozen_features")
-    return replace(p, synthetic=True, seeds=(0,), extractor=TINY, train=replace(p.train, max_epochs=3, batch_size=64), cpu_workers=1)
+    return replace(
+        p,
+        synthetic=True,
+        seeds=(0,),
+        extractor=TINY,
+        train=replace(p.train, max_epochs=3, batch_size=64),
+        cpu_workers=1,
+    )
 
 
 @pytest.fixture(scope="module")
