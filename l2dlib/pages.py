@@ -366,3 +366,87 @@ def study_section(
         "provenance": provenance_dropdown(info, what or caption.split(":")[0]),
         "table": table,
     }
+
+
+# ------------------------------------------------------------------ CIFAR-10 calibration detail
+
+
+def cifar_calibration(results_dir, cifar_profile: str | None, figures_dir) -> dict[str, str]:
+    """What the 'beyond the paper' page shows for CIFAR-10, as Markdown: reliability
+    diagrams (the largest J of increasing experts; the random expert at the largest p), the
+    degeneracy figure (softmax estimates above 1, uncapped ECE, Brier) and the capped and
+    uncapped softmax ECE per J; or notes of what is missing."""
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    shown = shown_cifar_profile(results_dir, ("increasing_experts", "expert_dependence"), cifar_profile)
+    inc, _ = committed_table("increasing_experts", "cifar10", shown, results_dir=results_dir)
+    dep, _ = committed_table("expert_dependence", "cifar10", shown, results_dir=results_dir)
+    missing = " ".join(
+        missing_results(s, "cifar10", shown)
+        for s, t in (("increasing_experts", inc), ("expert_dependence", dep))
+        if t is None
+    )
+    regime = claims.regime_name("cifar10", shown)
+    blocks = {"regime": regime}
+    have = inc is not None and dep is not None
+    if have:
+        bins = {
+            s: results.load_table(results_dir, "cifar10", s, shown, reliability=True)[0]
+            for s in ("increasing_experts", "expert_dependence")
+        }
+        j_max, p_max = inc["num_experts"].max(), dep["expert_p"].max()
+        fig, axes = plt.subplots(1, 2, figsize=(7, 3.8), layout="constrained")
+        b = bins["increasing_experts"]
+        plots.reliability_diagram(b[b["num_experts"] == j_max], axes[0], title=f"{j_max} oracle experts (pooled)")
+        b = bins["expert_dependence"]
+        plots.reliability_diagram(
+            b[(b["expert_p"] == p_max) & (b["expert"] == 0)], axes[1], title=f"random expert, p = {p_max:g}"
+        )
+        plots.one_legend(fig, axes)
+        plots.save(fig, f"{figures_dir}/reliability_cifar10.png")
+        plt.close(fig)
+        fig = plots.degeneracy_figure(inc, dep)
+        plots.save(fig, f"{figures_dir}/degeneracy_cifar10.png")
+        plt.close(fig)
+    blocks["reliability"] = figure_block(
+        inc if have else None,
+        "../figures/reliability_cifar10.png",
+        "fig-reliability-cifar10",
+        "Two reliability diagrams for CIFAR-10, one line per method, against the diagonal of perfect calibration",
+        f"Reliability diagrams on CIFAR-10 ({regime}), pooled over seeds.",
+        missing,
+    )
+    blocks["degeneracy"] = figure_block(
+        inc if have else None,
+        "../figures/degeneracy_cifar10.png",
+        "fig-degeneracy-cifar10",
+        "Six line charts in two rows for CIFAR-10: how often the softmax estimate exceeds 1, the uncapped ECE and "
+        "the Brier score",
+        f"CIFAR-10 ({regime}). Top: increasing experts; bottom: expert dependence (random expert). Left: fraction "
+        "of softmax estimates above 1. Middle: ECE without the cap. Right: Brier score of the capped estimates.",
+        missing,
+    )
+    blocks["cap_table"] = table_markdown(cap_table(inc) if inc is not None else None, missing or "*(No results.)*")
+    return blocks
+
+
+def cap_table(increasing: pd.DataFrame) -> pd.DataFrame:
+    """Per J, means over experts and seeds: the share of softmax estimates above 1, the
+    softmax ECE capped (the paper's) and uncapped, and the OvA ECE; the gaps to OvA."""
+    t = increasing
+    by = lambda m, col: t[t["method"] == m].groupby("num_experts")[col].mean()
+    out = pd.DataFrame(
+        {
+            "softmax estimates > 1": by("softmax", "frac_estimates_above_1").map("{:.1%}".format),
+            "softmax ECE, capped": by("softmax", "ece"),
+            "softmax ECE, uncapped": by("softmax", "ece_uncapped"),
+            "OvA ECE": by("ova", "ece"),
+        }
+    )
+    out["gap to OvA, capped"] = out["softmax ECE, capped"] - out["OvA ECE"]
+    out["gap to OvA, uncapped"] = out["softmax ECE, uncapped"] - out["OvA ECE"]
+    for col in out.columns[1:]:
+        out[col] = out[col].map("{:.4f}".format)
+    return out.rename_axis("J").reset_index()

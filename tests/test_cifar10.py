@@ -81,6 +81,21 @@ def test_md5_mismatch_is_labelled_non_canonical_and_warns_once(fake_dir):
     assert "md5" in str(caught[0].message)
     assert d.label == again.label == f"CIFAR-10 (NON-CANONICAL copy, md5 mismatch; sha256 {d.fingerprint[:12]})"
     assert cifar10.check_files(fake_dir) == (False, d.fingerprint)
+    assert d.index["test"].tolist() == list(range(len(d.y["test"])))
+    # train and val partition the official training images, in order within each split
+    both = torch.cat([d.index["train"], d.index["val"]]).sort().values
+    assert both.tolist() == list(range(len(both))) and bool((d.index["val"].diff() > 0).all())
+
+
+@pytest.mark.parametrize("order", ["official order", "shuffled order"])
+def test_the_offline_copy_is_named_by_its_order_and_a_shuffled_one_says_how_to_fix_it(fake_dir, monkeypatch, order):
+    sha = cifar10.check_files(fake_dir)[1]
+    monkeypatch.setattr(cifar10, "OFFLINE_SHA256", {sha: order})
+    cifar10.warn_again()
+    with pytest.warns(UserWarning) as caught:
+        d = load_cifar10(fake_dir)
+    assert d.label == f"CIFAR-10 (NON-CANONICAL offline JPEG copy, {order}; sha256 {sha[:12]})"
+    assert ("--official-order" in str(caught[0].message)) == (order == "shuffled order")
 
 
 @pytest.mark.parametrize("download", [True, False])

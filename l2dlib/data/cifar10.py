@@ -31,6 +31,7 @@ from . import Dataset, split_indices
 from .cifar10_files import (
     BATCH_DIR,
     OFFICIAL_MD5,
+    OFFLINE_SHA256,
     TRAIN_FILES,
     download_cifar10,
     missing_files,
@@ -134,18 +135,22 @@ def load_cifar10(
             raise FileNotFoundError(not_found_message(data_dir, missing, reason)) from None
     blobs = _read(root)
     canonical, sha256 = _check(blobs)
-    if canonical:
-        label = CANONICAL_LABEL
-    else:
-        label = f"CIFAR-10 (NON-CANONICAL copy, md5 mismatch; sha256 {sha256[:12]})"
-        if not _warned_noncanonical:
-            _warned_noncanonical = True
-            warnings.warn(
-                f"the CIFAR-10 files in {root} do not match the official md5 sums "
-                f"(e.g. the offline JPEG copy); results are labelled {label!r}",
-                UserWarning,
-                stacklevel=2,
-            )
+    label = CANONICAL_LABEL if canonical else noncanonical_label(sha256)
+    if not canonical and not _warned_noncanonical:
+        _warned_noncanonical = True
+        shuffled = OFFLINE_SHA256.get(sha256) == "shuffled order"
+        warnings.warn(
+            f"the CIFAR-10 files in {root} do not match the official md5 sums "
+            f"(e.g. the offline JPEG copy); results are labelled {label!r}"
+            + (
+                "; its images are not in the official order, so per-image human labels cannot "
+                "be lined up with them: write them again with to_batches.py --official-order"
+                if shuffled
+                else ""
+            ),
+            UserWarning,
+            stacklevel=2,
+        )
     train_x, train_y = _images_and_labels(blobs, TRAIN_FILES)
     test_x, test_y = _images_and_labels(blobs, ("test_batch",))
     val_idx, train_idx = (
@@ -160,6 +165,14 @@ def load_cifar10(
         fingerprint=sha256,
         index={"train": train_idx, "val": val_idx, "test": torch.arange(len(test_y))},
     )
+
+
+def noncanonical_label(sha256: str) -> str:
+    """How results from files that are not the official ones are labelled: the offline JPEG
+    copy by its order, anything else as an unknown copy; always with the short sha256."""
+    order = OFFLINE_SHA256.get(sha256)
+    what = f"offline JPEG copy, {order}" if order else "copy, md5 mismatch"
+    return f"CIFAR-10 (NON-CANONICAL {what}; sha256 {sha256[:12]})"
 
 
 def synthetic_cifar10(n_train: int = 256, n_val: int = 64, n_test: int = 128, seed: int = 0) -> Dataset:

@@ -28,6 +28,13 @@ OFFICIAL_MD5 = {
     "test_batch": "40351d587109b95175f43aff81a1287e",
     "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
 }
+# The offline JPEG copy as to_batches.py writes it (sha256 over the files in OFFICIAL_MD5
+# order): with --official-order, and without it (a fixed shuffle, which per-image data such
+# as CIFAR-10H and CIFAR-10N cannot be lined up with).
+OFFLINE_SHA256 = {
+    "607bf64a6e52d1ac10cb03956c3d88236d6d08683b0f50eb601018268c901a98": "official order",
+    "5ec338941b83a3d56730c0fffa616b7ad1a30eb3e04add7159ea460e1cf07bb5": "shuffled order",
+}
 DOWNLOAD_TIMEOUT_S = 5.0
 
 
@@ -129,8 +136,8 @@ def not_found_message(data_dir: Path, missing: list[str], reason: str) -> str:
         f"     (md5 {ARCHIVE_MD5}) and unpack it into {data_dir}:\n"
         f"       tar -xzf cifar-10-python.tar.gz -C {where}\n"
         f"  2. offline: build the same layout from the JPEG re-encoding (NON-CANONICAL: lossy\n"
-        f"     pixels, reordered batches; results are labelled so), needs numpy and pillow:\n"
-        f"       python {script_text} {where}\n"
+        f"     pixels; results are labelled so), in the official order, needs numpy and pillow:\n"
+        f"       python {script_text} {where} --official-order\n"
         f"     (see the README.md beside to_batches.py).\n"
         f"Or point data_dir / $L2D_DATA_DIR at a folder that already holds {BATCH_DIR}/."
     )
