@@ -80,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="which study: " + ", ".join(f"{s} ({a.summary})" for s, a in AXES.items()) + ", or all of them",
     )
     run.add_argument(
-        "--dataset", choices=DATASETS, default="mog", help="mog: the 2-D mixture of Gaussians; cifar10: CIFAR-10"
+        "--dataset",
+        choices=DATASETS,
+        default="mog",
+        help="mog: the 2-D mixture of Gaussians; cifar10: CIFAR-10; cifar10h, cifar10n: CIFAR-10 with "
+        "real annotators as the experts (CIFAR-10H on the test images, CIFAR-10N on the training images)",
     )
     run.add_argument(
         "--profile",
@@ -315,7 +319,9 @@ def _main(argv: list[str] | None) -> int:
         return 0
     studies = (args.study,)
     if args.study == "all":  # the paper's studies: the specialised experts on CIFAR-10 only
-        studies = STUDIES[:3] if args.dataset == "cifar10" else STUDIES[:2]
+        studies = STUDIES[:2] if args.dataset == "mog" else STUDIES[:3]
+        if args.dataset == "cifar10n":
+            studies += ("shifted_crowd",)
     profile = args.profile or DEFAULT_PROFILE[args.dataset]
     show = warnings.showwarning
     warnings.showwarning = _one_line_warning

@@ -19,8 +19,7 @@ def per_seed(table: pd.DataFrame, x: str, y: str, *, expert_kind: str | None = N
     :func:`l2dlib.stats.units`); optionally one kind of expert. The replicate column is
     named ``seed`` either way."""
     unit = stats.units(table)[0]
-    if expert_kind is not None:
-        table = table[table["expert_kind"] == expert_kind]
+    table = stats.select_experts(table, expert_kind)
     out = table.groupby(["method", unit, x], as_index=False)[y].mean()
     return out.rename(columns={unit: "seed"})
 
@@ -59,8 +58,7 @@ def method_ranking(
 ) -> pd.DataFrame:
     """Mean over seeds (of the mean over experts and configurations) of each calibration
     metric per method, and the methods ranked from best (lowest) to worst."""
-    if expert_kind is not None:
-        table = table[table["expert_kind"] == expert_kind]
+    table = stats.select_experts(table, expert_kind)
     per_seed_means = table.groupby(["method", "seed"])[list(columns)].mean()
     means = per_seed_means.groupby("method").mean().T
     means.index = [columns[c] for c in means.index]

@@ -6,6 +6,9 @@ A configuration's numbers depend on it alone. An MLP's output width is fixed by 
 and changes its rounding, which 50 epochs amplify; stacks hold models of one width. Every
 per-model block of floats is aligned (``models.ALIGN``), and every MoG model trains on one
 thread. Tested: a configuration trained alone and in any stack gives bit-identical rows.
+
+One concern over 350 lines: a batch from its data (simulated or human experts) to its cache
+entries, each step used by every executor.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import torch
 
 from . import METHODS, numerics, results
-from .data import Dataset
+from .data import HUMAN_DATASETS, Dataset
 from .evaluation import Points, evaluate
 from .experts import draw_predictions
 from .losses import expert_correct
@@ -67,10 +70,14 @@ def load_data(
     images = cifar10.synthetic_cifar10() if profile.synthetic else cifar10.load_cifar10(data_dir)
     if profile.extractor is None:
         return images.to(device)
-    from .features import feature_dataset
+    from .features import extractor_folder, feature_dataset
 
-    folder = results.resolve_dir(results_dir) / profile.dataset
-    return feature_dataset(images, profile.extractor, folder, progress=progress).to(device)
+    features = feature_dataset(images, profile.extractor, extractor_folder(results_dir), progress=progress)
+    if profile.dataset in HUMAN_DATASETS:
+        from .data.crowds import crowd_dataset
+
+        features = crowd_dataset(profile.dataset, features, data_dir, synthetic=profile.synthetic)
+    return features.to(device)
 
 
 def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> torch.nn.Module:
@@ -132,7 +139,10 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
     if len(schedules) != 1:  # one optimiser and schedule per stack
         raise ValueError(f"a batch must hold configurations of one schedule, got {len(schedules)}")
     config = schedules.pop()
-    splits = {s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data.y[s], k, s, slots)) for s in ("train", "val")}
+    splits = {
+        s: Split(data.x[s], data.y[s], _expert_tensor(cfgs, data.y[s], k, s, slots, *_human(data, s)))
+        for s in ("train", "val")
+    }
     model = build_model(cfgs, profile, data)
     preprocess, augment = _image_transforms(profile, device)
     methods = [c.method for c in cfgs]
@@ -153,12 +163,12 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
         eval_kw = dict(preprocess=preprocess, batch_size=config.eval_batch_size)
         train_loss = split_loss(model, splits["train"], methods, **eval_kw).tolist()
         tests = _test_sets(cfgs, data, profile)
-        for x, y, members in tests:
+        for x, y, members, split in tests:
             # Test logits in float32 even when training used bf16: the estimates are what is measured.
             picked = None if len(members) == len(cfgs) else torch.tensor(members, device=device)
             logits = predict(model, x, models=picked, **eval_kw)
             tested = [cfgs[m] for m in members]
-            experts = _expert_tensor(tested, y, k, "test", slots)
+            experts = _expert_tensor(tested, y, k, split, slots, *_human(data, split))
             for i, (m, c) in enumerate(zip(members, tested)):
                 j = k + c.num_experts
                 evaluated[m] = evaluate(logits[i, :, :j], y, experts[i, :, : c.num_experts], k, c.method)
@@ -193,11 +203,17 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
 
 def _test_sets(
     cfgs: Sequence[RunConfig], data: Dataset, profile: Profile
-) -> list[tuple[torch.Tensor, torch.Tensor, list[int]]]:
-    """(x, y, the batch positions evaluated on these test points). CIFAR-10: its one test
-    split for all. MoG: a fresh draw per training seed (:func:`mog_test_split`)."""
+) -> list[tuple[torch.Tensor, torch.Tensor, list[int], str]]:
+    """(x, y, the batch positions evaluated on these test points, the split's name).
+    CIFAR-10: its one test split; the shifted-crowd study its split ``shift``. MoG: a fresh
+    draw per training seed (:func:`mog_test_split`)."""
     if profile.dataset != "mog":
-        return [(data.x["test"], data.y["test"], list(range(len(cfgs))))]
+        out = []
+        for split in ("test", "shift"):
+            members = [m for m, c in enumerate(cfgs) if (c.study == "shifted_crowd") == (split == "shift")]
+            if members:
+                out.append((data.x[split], data.y[split], members, split))
+        return out
     by_seed: dict[int, list[int]] = {}
     for m, c in enumerate(cfgs):
         by_seed.setdefault(c.seed, []).append(m)
@@ -205,7 +221,7 @@ def _test_sets(
     out = []
     for seed, members in by_seed.items():
         x, y = mog_test_split(profile, cfgs[members[0]].data_seed, seed)
-        out.append((x.to(device), y.to(device), members))
+        out.append((x.to(device), y.to(device), members, "test"))
     return out
 
 
@@ -219,14 +235,25 @@ def mog_test_split(profile: Profile, data_seed: int | None, seed: int) -> tuple[
     return fresh.x["test"], fresh.y["test"]
 
 
+def _human(data: Dataset, split: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The split's annotator counts and recorded workers, where the dataset has them."""
+    return tuple(None if d is None else d.get(split) for d in (data.crowd, data.workers))
+
+
 def _expert_tensor(
-    cfgs: Sequence[RunConfig], y: torch.Tensor, num_classes: int, split: str, slots: int
+    cfgs: Sequence[RunConfig],
+    y: torch.Tensor,
+    num_classes: int,
+    split: str,
+    slots: int,
+    crowd: torch.Tensor | None = None,
+    workers: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Stacked expert predictions on labels ``y`` of ``split`` [M, N, slots], padded with -1
-    (never correct)."""
+    (never correct); human experts read the split's ``crowd`` counts and ``workers``."""
     out = []
     for c in cfgs:
-        e = draw_predictions(list(c.experts), y, num_classes, c.seed, split)
+        e = draw_predictions(list(c.experts), y, num_classes, c.seed, split, crowd, workers)
         out.append(torch.nn.functional.pad(e, (0, slots - e.shape[1]), value=-1))
     return torch.stack(out).to(y.device)
 

@@ -141,7 +141,9 @@ class Claim:
         if self.statistic == "dip":
             return stats.value_at(table, self.method, x, 2, self.metric, baseline_at=1, sign=-1.0)
         at = table[x][np.isclose(table[x], self.at)].iloc[0]  # the grid's own float
-        return stats.value_at(table, self.method, x, at, self.metric, level=self.paper_effect, expert_kind="random")
+        return stats.value_at(
+            table, self.method, x, at, self.metric, level=self.paper_effect, expert_kind=self.expert_kind
+        )
 
     def applies(self, table: pd.DataFrame | None) -> bool:
         if table is None or self.method not in set(table["method"]):

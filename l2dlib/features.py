@@ -37,6 +37,14 @@ from .files import atomic_write_bytes
 from .models import FastResNet
 
 
+def extractor_folder(results_dir: str | os.PathLike | None = None) -> Path:
+    """Where the extractor's weights and features live: ``<results>/cifar10/``, for the
+    CIFAR-10 profile and the human-expert datasets alike (one extractor for all)."""
+    from .results import resolve_dir
+
+    return resolve_dir(results_dir) / "cifar10"
+
+
 def weights_path(folder: Path, cfg: ExtractorConfig, images: Dataset) -> Path:
     return folder / f"extractor-{cfg.key(images.fingerprint)}.pt"
 

@@ -15,6 +15,7 @@ import seaborn as sns
 
 from .aggregate import LABELS, per_seed
 from .data import Dataset
+from .stats import select_experts
 from .studies import AXES
 
 COLORS = {"softmax": "tab:blue", "ova": "tab:orange", "asymmetric_softmax": "tab:green"}
@@ -36,7 +37,7 @@ def noise_floor_band(table: pd.DataFrame, x: str, ax: plt.Axes, *, expert_kind: 
     from 0 to the floor's mean + 2 standard deviations; dashed: its mean), where the table
     knows it (MoG). An ECE inside the band cannot be told from perfect calibration; the band
     is a bias of the ECE, not the resolution of a difference between methods."""
-    d = table if expert_kind is None else table[table["expert_kind"] == expert_kind]
+    d = select_experts(table, expert_kind)
     own_floor(d, x, ax)
     if "ece_noise_floor" not in table or table["ece_noise_floor"].isna().all():
         return ax
@@ -111,16 +112,19 @@ def accuracy_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
 
 
 def random_expert_ece(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
-    """Fig. 1 (c, f): the random expert's ECE against the other experts' correctness p."""
+    """Fig. 1 (c, f): the random expert's ECE (with human experts, the plain crowd
+    member's) against the other experts' correctness p."""
+    fixed = AXES["expert_dependence"].expert_kind
+    who = "random expert" if (table["expert_kind"] == "random").any() else "plain crowd member"
     _lines(
-        per_seed(table, "expert_p", "ece", expert_kind="random"),
+        per_seed(table, "expert_p", "ece", expert_kind=fixed),
         "expert_p",
         "ece",
         ax,
         AXES["expert_dependence"].label,
-        "ECE of the random expert",
+        f"ECE of the {who}",
     )
-    noise_floor_band(table, "expert_p", ax, expert_kind="random")
+    noise_floor_band(table, "expert_p", ax, expert_kind=fixed)
     return ax
 
 
@@ -155,9 +159,9 @@ def degeneracy_figure(increasing: pd.DataFrame, dependence: pd.DataFrame) -> plt
     fig, axes = plt.subplots(2, 3, figsize=(10, 6.4), layout="constrained")
     for row, table, x, label, kind in (
         (0, increasing, "num_experts", AXES["increasing_experts"].label, None),
-        (1, dependence, "expert_p", AXES["expert_dependence"].label, "random"),
+        (1, dependence, "expert_p", AXES["expert_dependence"].label, AXES["expert_dependence"].expert_kind),
     ):
-        who = "" if kind is None else ", random expert"
+        who = "" if kind is None else ", expert 0"
         frac_above_one(table, x, axes[row, 0], label)
         metric_lines(table, x, "ece_uncapped", axes[row, 1], label, f"ECE{who}, uncapped", expert_kind=kind)
         metric_lines(table, x, "brier", axes[row, 2], label, f"Brier score{who}", expert_kind=kind)

@@ -9,6 +9,9 @@ model, schedule, seeds, how many models train at once), and where it trains.
 | paper | the paper's data, our schedule, 5 seeds (committed; the default) | fast ResNet, 3 seeds, GPU |
 | draws | 10 draws of our generator, our schedule, 3 seeds each | - |
 | faithful | the paper's data, the authors' schedule (raw inputs, 200 epochs) | WideResNet-28-4, GPU |
+
+The human-expert datasets cifar10h and cifar10n have ``frozen_features`` (the CIFAR-10
+profile's, with real annotators as experts) and ``smoke``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from .data import DATASETS
 PROFILES = ("smoke", "quick", "frozen_features", "paper", "draws", "faithful")
 # The default everywhere (CLI, run_studies, pages, the book): MoG's committed tables, so a
 # first command reuses them and trains nothing.
-DEFAULT_PROFILE = {"mog": "paper", "cifar10": "paper"}
+DEFAULT_PROFILE = {"mog": "paper", "cifar10": "paper", "cifar10h": "frozen_features", "cifar10n": "frozen_features"}
 
 
 # lr 0.05: at 0.1, 8 of 195 paper-profile models lost most ReLUs in the first epochs and
@@ -116,6 +119,25 @@ _TABLE = {
         **_CIFAR,
     ),
 }
+
+
+# The human-expert datasets (l2dlib.data.crowds): the CPU profile's features and heads, with
+# real annotators as the experts; smoke: synthetic images and annotators, a tiny extractor.
+_FEATURES = _TABLE[("cifar10", "frozen_features")]
+for _name, _who in (("cifar10h", "CIFAR-10H annotators"), ("cifar10n", "CIFAR-10N workers")):
+    _TABLE[(_name, "frozen_features")] = replace(
+        _FEATURES, dataset=_name, description=f"frozen CNN features + MLP L2D head (CPU), {_who}"
+    )
+    _TABLE[(_name, "smoke")] = replace(
+        _FEATURES,
+        name="smoke",
+        dataset=_name,
+        seeds=(0,),
+        synthetic=True,
+        extractor=ExtractorConfig(widths=(8, 16, 16), epochs=1, batch_size=64),
+        train=replace(_FEATURES.train, max_epochs=3, batch_size=64),
+        description="synthetic images and annotators, a tiny extractor",
+    )
 
 
 @contextlib.contextmanager

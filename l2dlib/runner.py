@@ -129,10 +129,10 @@ def run_studies(
 
     if executor != "local" and prof.extractor is not None:  # never train it on a login node
         from .data import cifar10
-        from .features import weights_path
+        from .features import extractor_folder, weights_path
 
         images = cifar10.synthetic_cifar10() if prof.synthetic else cifar10.load_cifar10(data_dir)
-        if not weights_path(results_dir / prof.dataset, prof.extractor, images).is_file():
+        if not weights_path(extractor_folder(results_dir), prof.extractor, images).is_file():
             raise ValueError(
                 f"profile {prof.name!r} needs its feature extractor before jobs can use it: run "
                 f"`python -m l2dlib features --results-dir {results_dir}` first (e.g. in one job)"

@@ -60,6 +60,21 @@ class Estimate:
         return Estimate(tuple(v * factor for v in self.values))
 
 
+#: The expert whose ECE the dependence study reads: its expert 0, whose own quality stays
+#: fixed while the others' p varies (the random expert; with human experts, a plain crowd member).
+FIXED_EXPERT = "fixed"
+
+
+def select_experts(table: pd.DataFrame, which: str | None) -> pd.DataFrame:
+    """The rows of some experts: all (None), the :data:`FIXED_EXPERT` (expert 0), or those
+    of one expert kind."""
+    if which is None:
+        return table
+    if which == FIXED_EXPERT:
+        return table[table["expert"] == 0]
+    return table[table["expert_kind"] == which]
+
+
 def units(table: pd.DataFrame) -> list[str]:
     """The independent replicates of a table: data draws when it holds several (their seeds
     are averaged within a draw), else training seeds."""
@@ -72,8 +87,7 @@ def _per_configuration(
 ) -> pd.DataFrame:
     """Mean of ``y`` over experts per (replicate, x[, method]): each configuration once."""
     d = table if method is None else table[table["method"] == method]
-    if expert_kind is not None:
-        d = d[d["expert_kind"] == expert_kind]
+    d = select_experts(d, expert_kind)
     by = [*units(table), x] + (["method"] if method is None else [])
     return d.groupby(by, dropna=False)[y].mean().reset_index()
 

@@ -10,11 +10,20 @@ experts or expert quality). Experts (see the book's introduction):
 - specialized_experts: expert j is an oracle on classes {2j, 2j+1}; J = 1..K/2.
 - authors_experts (MoG, beyond the paper's figures): J = 1..8 copies of the expert of the
   authors' MoG script, right with probability 0.7 on labels {1, 2} and 0.2 elsewhere.
+- with human experts (datasets cifar10h and cifar10n, see :mod:`l2dlib.data.crowds`):
+  increasing_experts has J crowd members (CIFAR-10H), or the J = 1..3 recorded workers
+  (CIFAR-10N); expert_dependence a plain crowd member beside three whose labels are the
+  true one with probability p and a crowd member's otherwise; specialized_experts crowd
+  members on classes {2j, 2j+1}, guessing uniformly elsewhere. shifted_crowd (cifar10n):
+  the J = 1..3 workers in training, judged against CIFAR-10H annotators on the test images.
 - training_budget (beyond the paper): how far training ends from the optimum. Each
   configuration trains for exactly its number of epochs at its learning rate (cosine
   schedule, no early stopping, the last state kept), on a grid of budgets
   (:data:`BUDGETS`), with the increasing-experts oracles at J in
   :data:`BUDGET_NUM_EXPERTS` and the dependence study's experts at p = 0.95.
+
+One concern over 350 lines: what a configuration is, with the checks of the grid's
+parameters that the CLI and the notebooks share.
 """
 
 from __future__ import annotations
@@ -26,12 +35,31 @@ from typing import Any
 
 from . import METHODS
 from .config import TrainConfig
-from .data import cifar10, mog
-from .experts import Expert, authors_expert, oracle, probabilistic, random_expert, specialist
+from .data import HUMAN_DATASETS, cifar10, crowds, mog
+from .experts import (
+    Expert,
+    authors_expert,
+    crowd_member,
+    oracle,
+    probabilistic,
+    random_expert,
+    specialist,
+    worker,
+)
 from .profiles import Profile, check_choice
 
-STUDIES = ("increasing_experts", "expert_dependence", "specialized_experts", "authors_experts", "training_budget")
-NUM_CLASSES = {"mog": mog.NUM_CLASSES, "cifar10": cifar10.NUM_CLASSES}
+STUDIES = (
+    "increasing_experts",
+    "expert_dependence",
+    "specialized_experts",
+    "authors_experts",
+    "training_budget",
+    "shifted_crowd",
+)
+NUM_CLASSES = {"mog": mog.NUM_CLASSES, "cifar10": cifar10.NUM_CLASSES} | dict.fromkeys(
+    HUMAN_DATASETS, cifar10.NUM_CLASSES
+)
+CIFAR10N_WORKERS = 3  # recorded workers per image
 EXPERT_REGION = {"mog": (2, 3), "cifar10": (0, 1, 2, 3, 4)}
 DEFAULT_EXPERT_PS = (0.2, 0.4, 0.6, 0.8, 0.95)
 DEPENDENCE_NUM_EXPERTS = 4
@@ -56,7 +84,7 @@ class Axis:
     symbol: str  # J | p
     label: str  # axis label of the figures
     per: str  # unit of a slope along it
-    expert_kind: str | None  # the experts whose ECE the study reads (None: mean over all)
+    expert_kind: str | None  # the experts whose ECE the study reads (None: mean over all; see stats.select_experts)
     summary: str  # one line for --help and the book
 
 
@@ -70,12 +98,13 @@ AXES = {
         "p",
         "correctness probability p of the other experts",
         "unit of p",
-        "random",
+        "fixed",  # expert 0 (l2dlib.stats.FIXED_EXPERT): the random expert, or a plain crowd member
         "one random expert beside three of quality p",
     ),
     "specialized_experts": replace(_J, summary="expert j an oracle on classes 2j, 2j+1"),
     "authors_experts": replace(_J, summary="J = 1..8 copies of the authors' MoG expert (MoG only)"),
     "training_budget": replace(_J, summary="oracles at J = 1, 2, 4, 8 on a grid of epochs and learning rates"),
+    "shifted_crowd": replace(_J, summary="CIFAR-10N workers in training, CIFAR-10H annotators at test (cifar10n only)"),
 }
 
 
@@ -118,7 +147,7 @@ class RunConfig:
         d = asdict(self)
         for k in SCHEDULE:
             d.pop(k)
-        d["experts"] = [asdict(e) for e in self.experts]
+        d["experts"] = [e.as_dict() for e in self.experts]
         train = asdict(self.train_config(profile))
         if not train.pop("restore_best"):  # added after results version 6: in the key only when False
             train["restore_best"] = False
@@ -139,6 +168,8 @@ class RunConfig:
                 "seed": cifar10.SPLIT_SEED,
                 "synthetic": profile.synthetic,
             }
+        if self.dataset in HUMAN_DATASETS:
+            d["settings"]["human_split"] = {"fractions": crowds.FRACTIONS, "seed": crowds.SPLIT_SEED}
         return d
 
     @property
@@ -156,6 +187,8 @@ def study_experts(
     study: str, dataset: str, *, num_experts: int | None = None, expert_p: float | None = None
 ) -> tuple[Expert, ...]:
     """The experts of one configuration."""
+    if dataset in HUMAN_DATASETS or study == "shifted_crowd":
+        return human_experts(study, dataset, num_experts=num_experts, expert_p=expert_p)
     if study == "training_budget" and expert_p is not None:
         study = "expert_dependence"
     if study in ("increasing_experts", "training_budget"):
@@ -172,6 +205,30 @@ def study_experts(
     if study == "specialized_experts":
         return tuple(specialist((2 * j, 2 * j + 1)) for j in range(num_experts))
     raise ValueError(f"unknown study {study!r}: expected one of {', '.join(STUDIES)}")
+
+
+def human_experts(
+    study: str, dataset: str, *, num_experts: int | None = None, expert_p: float | None = None
+) -> tuple[Expert, ...]:
+    """The experts of one configuration on a human-expert dataset (see the module docstring)."""
+    everything = tuple(range(NUM_CLASSES[dataset]))
+    if study == "shifted_crowd" and dataset != "cifar10n":
+        raise ValueError(f"shifted_crowd trains with CIFAR-10N workers: dataset cifar10n only, not {dataset}")
+    if study in ("increasing_experts", "shifted_crowd"):
+        if dataset == "cifar10h":
+            return tuple(crowd_member(everything) for _ in range(num_experts))
+        if num_experts > CIFAR10N_WORKERS:
+            raise ValueError(f"{dataset} records {CIFAR10N_WORKERS} workers per image: J <= 3, got {num_experts}")
+        return tuple(worker(j) for j in range(num_experts))
+    if study == "expert_dependence":
+        raised = tuple(crowd_member(everything, expert_p) for _ in range(DEPENDENCE_NUM_EXPERTS - 1))
+        return (crowd_member(everything),) + raised
+    if study == "specialized_experts":
+        return tuple(crowd_member((2 * j, 2 * j + 1)) for j in range(num_experts))
+    raise ValueError(
+        f"study {study!r} has simulated experts only; {dataset} runs increasing_experts, expert_dependence, "
+        "specialized_experts" + (" and shifted_crowd" if dataset == "cifar10n" else "")
+    )
 
 
 def run_config(
@@ -228,16 +285,19 @@ def study_configs(
     elif study == "training_budget":
         js = BUDGET_NUM_EXPERTS if num_experts is None else check_num_experts(num_experts)
         grid = [(j, None) for j in js] + [(DEPENDENCE_NUM_EXPERTS, BUDGET_EXPERT_P)]
+        if dataset not in BUDGETS:
+            raise ValueError(f"training_budget is defined for {' and '.join(BUDGETS)}, not {dataset}")
         epochs, lrs = BUDGETS[dataset]
         schedules = [{"max_epochs": e, "lr": lr, "patience": e} for e in epochs for lr in lrs]
     else:
         limit = num_classes // 2 if study == "specialized_experts" else None
+        if dataset == "cifar10n" and study in ("increasing_experts", "shifted_crowd"):
+            limit = CIFAR10N_WORKERS
         default = tuple(range(1, 9)) if limit is None else tuple(range(1, limit + 1))
         js = default if num_experts is None else check_num_experts(num_experts)
         if limit is not None and max(js) > limit:
-            raise ValueError(
-                f"specialized_experts on {dataset} allows J <= {limit} (two classes per expert), got {max(js)}"
-            )
+            why = "two classes per expert" if study == "specialized_experts" else "recorded workers per image"
+            raise ValueError(f"{study} on {dataset} allows J <= {limit} ({why}), got {max(js)}")
         grid = [(j, None) for j in js]
     draws = [None] if data_seeds is None else check_seeds(data_seeds, "data_seeds")
     return [

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 SPLITS = ("train", "val", "test")
-DATASETS = ("mog", "cifar10")
+DATASETS = ("mog", "cifar10", "cifar10h", "cifar10n")
+HUMAN_DATASETS = ("cifar10h", "cifar10n")  # CIFAR-10 images with real annotators as experts
 
 
 @dataclass
@@ -21,6 +22,9 @@ class Dataset:
     ``index[split]`` [N] int64, where known, is each example's position in the official
     file it came from (CIFAR-10: train and val in the 50,000 training images, test in the
     10,000 test images), which per-image data such as human labels are published against.
+    Human-expert datasets (:mod:`l2dlib.data.crowds`) add per split the annotators' ``crowd``
+    counts [N, K] and, where recorded, the ``workers``' labels [N, W] (int64, on the CPU),
+    and may hold a split ``shift`` beside the three.
     """
 
     name: str
@@ -30,6 +34,8 @@ class Dataset:
     label: str
     fingerprint: str = field(default="")
     index: dict[str, Tensor] | None = None
+    crowd: dict[str, Tensor] | None = None
+    workers: dict[str, Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -44,6 +50,8 @@ class Dataset:
             self.label,
             self.fingerprint,
             None if self.index is None else dict(self.index),
+            self.crowd,
+            self.workers,
         )
 
 
