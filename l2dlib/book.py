@@ -37,6 +37,7 @@ NOTEBOOKS = (
     "notebooks/03_specialized_experts.ipynb",
     "notebooks/05_why_the_numbers_differ.ipynb",
     "notebooks/04_beyond_the_paper.ipynb",
+    "notebooks/06_real_human_experts.ipynb",
     "figures.ipynb",
     "reproducibility.ipynb",
 )
@@ -98,6 +99,43 @@ FIGURES = (
         "Estimates above 1 (beyond the paper)",
         "mog/increasing_experts, expert_dependence",
         "notebooks/04_beyond_the_paper",
+    ),
+    (
+        "fig-reliability-cifar10",
+        "Reliability diagrams, CIFAR-10 (beyond the paper)",
+        "cifar10/*-PROFILE.reliability.csv",
+        "notebooks/04_beyond_the_paper",
+    ),
+    (
+        "fig-degeneracy-cifar10",
+        "Estimates above 1, CIFAR-10 (beyond the paper)",
+        "cifar10/increasing_experts, expert_dependence",
+        "notebooks/04_beyond_the_paper",
+    ),
+    *(
+        (
+            f"fig-human-{study.replace('_', '-')}",
+            f"{name} with human experts (beyond the paper)",
+            f"cifar10/, cifar10h/, cifar10n/ {study}-frozen_features.csv",
+            "notebooks/06_real_human_experts",
+        )
+        for study, name in (
+            ("increasing_experts", "Figure 1 (d, e)"),
+            ("expert_dependence", "Figure 1 (f)"),
+            ("specialized_experts", "Figure 2"),
+        )
+    ),
+    (
+        "fig-human-reliability",
+        "Reliability of one human expert (beyond the paper)",
+        "cifar10h/, cifar10n/ increasing_experts-frozen_features.reliability.csv",
+        "notebooks/06_real_human_experts",
+    ),
+    (
+        "fig-human-shift",
+        "The shifted crowd (beyond the paper)",
+        "cifar10n/ increasing_experts, shifted_crowd-frozen_features.csv",
+        "notebooks/06_real_human_experts",
     ),
 )
 

@@ -247,7 +247,7 @@ def placeholder(ax: plt.Axes, message: str = NO_RESULTS) -> plt.Axes:
 # What each study contributes to the paper's figures: (draw, what the panel shows).
 STUDY_PANELS = {
     "increasing_experts": ((ece_vs_experts, "ECE"), (accuracy_vs_experts, "system accuracy")),
-    "expert_dependence": ((random_expert_ece, "ECE of the random expert"),),
+    "expert_dependence": ((random_expert_ece, None),),  # None: the panel's y label
     "specialized_experts": ((ece_vs_experts, "ECE"), (accuracy_vs_experts, "system accuracy")),
     "authors_experts": ((ece_vs_experts, "ECE"), (accuracy_vs_experts, "system accuracy")),
 }
@@ -261,7 +261,7 @@ def study_panels(study: str, table: pd.DataFrame | None, axes, *, letters: str, 
             placeholder(ax, missing)
         else:
             draw(table, ax)
-        ax.set_title(f"({letter}) {what}", fontsize=10)
+        ax.set_title(f"({letter}) {what or ax.get_ylabel() or 'ECE of the random expert'}", fontsize=10)
 
 
 def study_figure(study: str, table: pd.DataFrame | None, *, letters: str, label: str) -> plt.Figure:
@@ -289,6 +289,22 @@ def figure1(tables: dict[tuple[str, str], pd.DataFrame | None], *, labels: dict[
         study_panels("increasing_experts", inc, row[:2], letters=letters[:2])
         study_panels("expert_dependence", dep, row[2:], letters=letters[2])
         sub.suptitle(labels.get(dataset, dataset).replace("\n", ": "), fontsize=10)
+        axes += list(row)
+    one_legend(fig, axes)
+    return fig
+
+
+def beside(study: str, tables: dict[str, pd.DataFrame | None], *, letters: str = "abcdefghijkl") -> plt.Figure:
+    """One study's panels for several datasets, one row each, titled by ``tables``' keys
+    (e.g. simulated and human experts); placeholders where a table is None."""
+    count = len(STUDY_PANELS[study])
+    fig = plt.figure(figsize=(3.6 * count + 0.8, 3.1 * len(tables)), layout="constrained")
+    rows = np.atleast_1d(fig.subfigures(len(tables), 1))
+    axes = []
+    for i, (sub, (title, table)) in enumerate(zip(rows, tables.items())):
+        row = np.atleast_1d(sub.subplots(1, count))
+        study_panels(study, table, row, letters=letters[i * count : (i + 1) * count])
+        sub.suptitle(title, fontsize=10)
         axes += list(row)
     one_legend(fig, axes)
     return fig

@@ -46,6 +46,7 @@ PAGES = [
     "notebooks/03_specialized_experts.html",
     "notebooks/04_beyond_the_paper.html",
     "notebooks/05_why_the_numbers_differ.html",
+    "notebooks/06_real_human_experts.html",
 ]
 
 
