@@ -141,7 +141,9 @@ def shift_table(loaded) -> pd.DataFrame | None:
     def per_model(t):
         return t.groupby(key)[["ece", "system_accuracy", "expert_accuracy"]].mean()
 
-    both = per_model(same).join(per_model(shifted), lsuffix=" (CIFAR-10N)", rsuffix=" (CIFAR-10H)", how="inner")
+    both = per_model(same).merge(
+        per_model(shifted), left_index=True, right_index=True, suffixes=(" (CIFAR-10N)", " (CIFAR-10H)")
+    )
     both["ECE change"] = both["ece (CIFAR-10H)"] - both["ece (CIFAR-10N)"]
     mean = both.groupby(["method", "num_experts"]).mean()
     sd = both.groupby(["method", "num_experts"])["ECE change"].std()
