@@ -81,7 +81,10 @@ def describe_results(
     model = get_profile(info["dataset"], profile).description
     model = f" ({model})" if model and info["dataset"] == "cifar10" else ""
     made = f"Data: {data}; profile `{profile}`{model}, seeds {info['seeds']}, device {info['device']}. "
-    return made + report.trend_sentences(study, info["dataset"], table)
+    text = made + report.trend_sentences(study, info["dataset"], table)
+    if info["dataset"] == "mog":
+        return text
+    return f"**Does the claim hold ({claims.regime_name(info['dataset'], profile, short=True)})?** {text}"
 
 
 def figure1_tables(results_dir, profiles: dict[str, str | None]) -> tuple[dict, dict[str, str], list[str]]:

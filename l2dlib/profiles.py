@@ -89,7 +89,7 @@ _TABLE = {
         replace(_MOG_TRAIN, lr=0.01),
         model_options=(("hidden", (128,)),),
         extractor=ExtractorConfig(),
-        description="frozen CNN features + MLP L2D head (CPU)",
+        description="frozen CNN features of held-out images + MLP L2D head (CPU)",
     ),
     # The fast residual net on the full data, on a GPU (bf16 autocast). Not yet run on a GPU:
     # the schedule is the conventional one for ResNet-9-like nets and may need tuning.
@@ -126,7 +126,7 @@ _TABLE = {
 _FEATURES = _TABLE[("cifar10", "frozen_features")]
 for _name, _who in (("cifar10h", "CIFAR-10H annotators"), ("cifar10n", "CIFAR-10N workers")):
     _TABLE[(_name, "frozen_features")] = replace(
-        _FEATURES, dataset=_name, description=f"frozen CNN features + MLP L2D head (CPU), {_who}"
+        _FEATURES, dataset=_name, description=f"frozen CNN features of held-out images + MLP L2D head (CPU), {_who}"
     )
     _TABLE[(_name, "smoke")] = replace(
         _FEATURES,

@@ -127,3 +127,21 @@ def test_below_all_others_counts_each_data_draw_as_its_own_model():
     out = aggregate.below_all_others(table, "asymmetric_softmax", "system_accuracy")
     assert out["models"] == 2 * aggregate.below_all_others(one, "asymmetric_softmax", "system_accuracy")["models"]
     assert out["count"] == table[bad].groupby("num_experts").ngroups
+
+
+def test_the_cap_table_against_hand_computed_means():
+    from l2dlib.pages import cap_table
+
+    rows = []
+    for j in (1, 2):
+        for seed, (frac, capped, raw, ova) in enumerate(((0.2, 0.05, 0.10, 0.03), (0.1, 0.03, 0.06, 0.01))):
+            for expert in range(j):
+                common = dict(seed=seed, num_experts=j, expert=expert)
+                rows.append(
+                    dict(method="softmax", frac_estimates_above_1=frac * j, ece=capped, ece_uncapped=raw, **common)
+                )
+                rows.append(dict(method="ova", frac_estimates_above_1=0.0, ece=ova, ece_uncapped=ova, **common))
+    table = cap_table(pd.DataFrame(rows)).set_index("J")
+    assert table.loc[1, "softmax estimates > 1"] == "15.0%" and table.loc[2, "softmax estimates > 1"] == "30.0%"
+    assert table.loc[1, "softmax ECE, capped"] == "0.0400" and table.loc[1, "softmax ECE, uncapped"] == "0.0800"
+    assert table.loc[2, "gap to OvA, capped"] == "0.0200" and table.loc[2, "gap to OvA, uncapped"] == "0.0600"
