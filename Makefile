@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed-stamp
 # The MoG profile of make book; empty: the default, l2dlib.profiles.DEFAULT_PROFILE.
 PROFILE ?=
 
-.PHONY: help test test-fast lint book lab benchmark clean
+.PHONY: help test test-fast lint book lab figure benchmark clean
 help:
 	@echo "make book       re-execute every notebook and build the HTML (book/_build/html/index.html)"
 	@echo "make test       run the test suite (about 3 minutes on 2 cores)"
 	@echo "make test-fast  the suite without the book build and the subprocess tests (under a minute)"
 	@echo "make lint       ruff: lint and format check"
+	@echo "make figure FIG=1c  remake one of the paper's figures from nothing (3, 1ab, 1c, 1de, 1f, 2) in build/remake/FIG"
 	@echo "make lab        JupyterLab on book/ (study notebooks in book/notebooks) with the project's kernel"
 	@echo "make benchmark  time the MoG studies (benchmarks/mog_study.py)"
 	@echo "make clean      remove the environment, the built book and cached results"
@@ -34,6 +35,10 @@ lint: $(STAMP)
 
 book: $(STAMP)
 	$(PY) -m l2dlib.book $(if $(PROFILE),--profile $(PROFILE))
+
+figure: $(STAMP)
+	@test -n "$(FIG)" || { echo "usage: make figure FIG=1c (one of 3, 1ab, 1c, 1de, 1f, 2)"; exit 2; }
+	$(PY) -m l2dlib.remake $(FIG)
 
 # As root (containers, CI machines) Jupyter refuses to start without --allow-root.
 lab: $(STAMP)

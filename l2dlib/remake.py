@@ -1,0 +1,162 @@
+"""Remake one of the paper's figures from nothing: the exact commands, their measured time,
+and ``make figure FIG=1c`` (``python -m l2dlib.remake 1c``) that runs them.
+
+A remake trains a new seed (7, which no committed table holds) into a fresh results folder
+and executes the figure's notebook on it through papermill, so it shows what the code does
+now rather than what the committed tables hold. The CIFAR-10 figures first train their
+heads through the CLI, on the committed feature extractor (copied into the folder, so the
+half-hour extractor is not retrained); they need CIFAR-10 under ``data/``. The figure and
+the executed notebook land in the folder (default ``build/remake/FIG``).
+
+Each study page shows its figures' commands in a "Remake this figure" box
+(:func:`box_markdown`), with the time this module measured on 2 cores (:data:`MEASURED`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = 7  # a seed no committed table holds: everything is trained afresh
+
+
+@dataclass(frozen=True)
+class Remake:
+    """How one figure is remade: the notebook that draws it, the PNG it writes, and for
+    CIFAR-10 the study the CLI trains first."""
+
+    label: str  # the figure's label in the book
+    notebook: str  # under book/
+    png: str  # the file the notebook writes under its figures_dir
+    cifar_study: str | None = None
+
+
+REMAKES = {
+    "3": Remake("fig-3", "notebooks/00_mog_dataset.ipynb", "figure3_mog.png"),
+    "1ab": Remake("fig-1-mog-increasing", "notebooks/01_increasing_experts.ipynb", "figure1_ab_mog.png"),
+    "1c": Remake("fig-1-mog-dependence", "notebooks/02_expert_dependence.ipynb", "figure1_c_mog.png"),
+    "1de": Remake(
+        "fig-1-cifar-increasing",
+        "notebooks/01_increasing_experts.ipynb",
+        "figure1_de_cifar10.png",
+        "increasing_experts",
+    ),
+    "1f": Remake(
+        "fig-1-cifar-dependence", "notebooks/02_expert_dependence.ipynb", "figure1_f_cifar10.png", "expert_dependence"
+    ),
+    "2": Remake("fig-2", "notebooks/03_specialized_experts.ipynb", "figure2_cifar10.png", "specialized_experts"),
+}
+# Wall seconds of `python -m l2dlib.remake FIG` on an idle 2-core machine (measured, see
+# docs/decisions.md); None where not measured.
+MEASURED: dict[str, float | None] = dict.fromkeys(REMAKES)
+
+
+def commands(fig: str, folder: str = "remake") -> list[str]:
+    """The shell commands that remake figure ``fig`` into ``folder`` (relative to the
+    repository's root, where they run), as the box shows them."""
+    r = _check(fig)
+    out = [f"R=$PWD/{shlex.quote(folder)}; mkdir -p $R"]  # absolute: the notebook runs in book/notebooks
+    if r.cifar_study:
+        out += [
+            "mkdir -p $R/cifar10 && cp results/cifar10/extractor-*.pt $R/cifar10/",
+            f"python -m l2dlib run {r.cifar_study} --dataset cifar10 --profile frozen_features "
+            f"--seeds {SEED} --results-dir $R --data-dir data",
+        ]
+    params = " ".join(
+        f'-y "{k}: [{v[0]}]"' if isinstance(v, list) else f"-p {k} {'$R' if v is _FOLDER else v}"
+        for k, v in parameters(r).items()
+    )
+    out.append(f"papermill book/{r.notebook} $R/{Path(r.notebook).stem}.ipynb {params} --cwd book/notebooks")
+    return out
+
+
+_FOLDER = object()  # stands for the remake's folder in parameters()
+
+
+def parameters(r: Remake) -> dict:
+    """The notebook's papermill parameters: the folder for its results and figures, seed
+    :data:`SEED` for the MoG studies it runs, the CPU profile for its CIFAR-10 section."""
+    out = {"figures_dir": _FOLDER}
+    if r.notebook != "notebooks/00_mog_dataset.ipynb":  # the data page trains nothing
+        out["results_dir"] = _FOLDER
+    if r.notebook in ("notebooks/01_increasing_experts.ipynb", "notebooks/02_expert_dependence.ipynb"):
+        out["seeds"] = [SEED]
+    if r.cifar_study:
+        out["cifar_profile"] = "frozen_features"
+    return out
+
+
+def box_markdown(fig: str) -> str:
+    """The collapsed "Remake this figure" box under a figure (MyST)."""
+    _check(fig)
+    seconds = MEASURED[fig]
+    took = (
+        f"Measured: {seconds:.0f} s on 2 CPU cores."
+        if seconds is not None
+        else "Its time on 2 CPU cores has not been measured yet."
+    )
+    cifar = " It needs CIFAR-10 under `data/` (see the README)." if REMAKES[fig].cifar_study else ""
+    lines = "\n".join(commands(fig))
+    return (
+        f":::{{dropdown}} Remake this figure\n"
+        f"From the repository's root, training seed {SEED} afresh into `remake/` (or `make figure FIG={fig}`, "
+        f"which uses `build/remake/{fig}`). {took}{cifar}\n\n"
+        f"```bash\n{lines}\n```\n:::\n"
+    )
+
+
+def run(fig: str, folder: Path | None = None) -> Path:
+    """Run :func:`commands` for ``fig`` in this process; return the figure's path."""
+    import papermill
+
+    from .__main__ import main as cli
+
+    r = _check(fig)
+    folder = (folder or REPO / "build" / "remake" / fig).resolve()
+    if folder.exists():
+        shutil.rmtree(folder)  # from nothing, every time
+    folder.mkdir(parents=True)
+    if r.cifar_study:
+        (folder / "cifar10").mkdir()
+        for weights in (REPO / "results" / "cifar10").glob("extractor-*.pt"):
+            shutil.copy2(weights, folder / "cifar10")
+        args = ["run", r.cifar_study, "--dataset", "cifar10", "--profile", "frozen_features"]
+        args += ["--seeds", str(SEED), "--results-dir", str(folder), "--data-dir", str(REPO / "data")]
+        if cli(args) != 0:
+            raise RuntimeError(f"training for figure {fig} failed: python -m l2dlib {shlex.join(args)}")
+    params = {k: str(folder) if v is _FOLDER else v for k, v in parameters(r).items()}
+    papermill.execute_notebook(
+        str(REPO / "book" / r.notebook),
+        str(folder / f"{Path(r.notebook).stem}.ipynb"),
+        parameters=params,
+        cwd=str(REPO / "book" / "notebooks"),
+        progress_bar=False,
+    )
+    return folder / r.png
+
+
+def _check(fig: str) -> Remake:
+    if fig not in REMAKES:
+        raise ValueError(f"unknown figure {fig!r}: expected one of {', '.join(REMAKES)}")
+    return REMAKES[fig]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m l2dlib.remake", description=__doc__.split("\n\n")[0])
+    parser.add_argument("figure", choices=list(REMAKES), help="which figure (the paper's numbering)")
+    parser.add_argument("--folder", type=Path, help="where (default build/remake/FIGURE; emptied first)")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    png = run(args.figure, args.folder)
+    print(f"figure {args.figure}: {png} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
