@@ -11,7 +11,7 @@ from . import claims, report
 from .aggregate import LABELS
 from .pages import CIFAR_STUDIES, committed_table, figure_block, missing_results, table_markdown
 
-PROFILE = "frozen_features"
+PROFILE = "frozen_features"  # the CPU regime's profile, the one with committed human-expert tables
 ROWS = {  # dataset -> its row title in the figures
     "cifar10": "simulated experts (the paper's)",
     "cifar10h": "CIFAR-10H annotators",
@@ -24,11 +24,12 @@ STUDY_NAMES = {
 }
 
 
-def load(results_dir) -> dict[tuple[str, str], tuple[pd.DataFrame | None, dict | None]]:
-    """(dataset, study) -> (table, provenance) of the CPU profile, where committed."""
-    out = {(d, s): committed_table(s, d, PROFILE, results_dir=results_dir) for d in ROWS for s in CIFAR_STUDIES}
-    out["cifar10n", "shifted_crowd"] = committed_table("shifted_crowd", "cifar10n", PROFILE, results_dir=results_dir)
-    return out
+def load(results_dir, profile: str = PROFILE) -> dict:
+    """(dataset, study) -> (table, provenance) of ``profile``, where committed; and under
+    "profile" and "results_dir" where they came from."""
+    out: dict = {(d, s): committed_table(s, d, profile, results_dir=results_dir) for d in ROWS for s in CIFAR_STUDIES}
+    out["cifar10n", "shifted_crowd"] = committed_table("shifted_crowd", "cifar10n", profile, results_dir=results_dir)
+    return out | {"profile": profile, "results_dir": results_dir}
 
 
 def data_markdown(loaded) -> str:
@@ -66,7 +67,7 @@ def study_figure(study: str, loaded, figures_dir) -> str:
         fig = plots.beside(study, tables)
         plots.save(fig, f"{figures_dir}/{file}")
         plt.close(fig)
-    missing = " ".join(missing_results(study, d, PROFILE) for d in ROWS if loaded[d, study][0] is None)
+    missing = " ".join(missing_results(study, d, loaded["profile"]) for d in ROWS if loaded[d, study][0] is None)
     return figure_block(
         present[0] if present else None,
         f"../figures/{file}",
@@ -86,15 +87,15 @@ def verdicts_markdown(loaded) -> str:
     for dataset in ROWS:
         tables = {s: loaded[dataset, s][0] for s in CIFAR_STUDIES}
         if any(t is not None for t in tables.values()):
-            results[dataset, PROFILE] = claims.judge_all(dataset, tables)
+            results[dataset, loaded["profile"]] = claims.judge_all(dataset, tables)
     parts = []
     for dataset in ("cifar10h", "cifar10n"):
-        if (dataset, PROFILE) in results:
+        if (dataset, loaded["profile"]) in results:
             parts.append(f"**{ROWS[dataset]}**\n\n" + report.claims_markdown(results, dataset))
     return "\n\n".join(parts) or "*(No human-expert tables are committed yet.)*"
 
 
-def reliability_figure(loaded, results_dir, figures_dir) -> str:
+def reliability_figure(loaded, figures_dir) -> str:
     """Reliability diagrams of one human expert under each method: a CIFAR-10H crowd member
     and CIFAR-10N's first worker, each the only expert (J = 1), pooled over seeds."""
     import matplotlib.pyplot as plt
@@ -104,11 +105,18 @@ def reliability_figure(loaded, results_dir, figures_dir) -> str:
     panels = []
     for dataset, who in (("cifar10h", "one CIFAR-10H annotator"), ("cifar10n", "CIFAR-10N worker 1")):
         if loaded[dataset, "increasing_experts"][0] is not None:
-            bins = results.load_table(results_dir, dataset, "increasing_experts", PROFILE, reliability=True)[0]
+            bins = results.load_table(
+                loaded["results_dir"], dataset, "increasing_experts", loaded["profile"], reliability=True
+            )[0]
             panels.append((bins[bins["num_experts"] == 1], f"{who} (J = 1)"))
     if not panels:
         return figure_block(
-            None, "", "fig-human-reliability", "", "", missing_results("increasing_experts", "cifar10h", PROFILE)
+            None,
+            "",
+            "fig-human-reliability",
+            "",
+            "",
+            missing_results("increasing_experts", "cifar10h", loaded["profile"]),
         )
     fig, axes = plt.subplots(
         1, len(panels), figsize=(3.6 * len(panels) + 0.4, 3.8), squeeze=False, layout="constrained"
@@ -160,7 +168,7 @@ def shift_markdown(loaded, figures_dir) -> dict[str, str]:
     from . import plots
 
     table = shift_table(loaded)
-    missing = missing_results("shifted_crowd", "cifar10n", PROFILE)
+    missing = missing_results("shifted_crowd", "cifar10n", loaded["profile"])
     if table is None:
         return {"table": missing, "figure": figure_block(None, "", "fig-human-shift", "", "", missing)}
     shown = table[
@@ -217,13 +225,14 @@ def shift_markdown(loaded, figures_dir) -> dict[str, str]:
     return {"table": table_markdown(shown), "figure": figure}
 
 
-def human_page(results_dir, figures_dir) -> dict[str, str]:
-    """Every block the page glues (name -> Markdown)."""
-    loaded = load(results_dir)
+def human_page(results_dir, figures_dir, profile: str | None = None) -> dict[str, str]:
+    """Every block the page glues (name -> Markdown), from ``profile``'s tables (None: the
+    CPU regime's, :data:`PROFILE`)."""
+    loaded = load(results_dir, profile or PROFILE)
     out = {"data": data_markdown(loaded), "verdicts": verdicts_markdown(loaded)}
     for study in CIFAR_STUDIES:
         out[study] = study_figure(study, loaded, figures_dir)
-    out["reliability"] = reliability_figure(loaded, results_dir, figures_dir)
+    out["reliability"] = reliability_figure(loaded, figures_dir)
     shift = shift_markdown(loaded, figures_dir)
     out["shift_table"], out["shift_figure"] = shift["table"], shift["figure"]
     out["accuracy"] = accuracy_markdown(loaded)
