@@ -476,10 +476,10 @@ def test_committed_tables_hold_what_this_code_computes(path):
     table, prov = results.load_table(REPO / "results", dataset, study, profile)  # checks the sha256
     results.load_table(REPO / "results", dataset, study, profile, reliability=True)
     assert set(prov["sha256"]) == {"table", "reliability"}
-    # MoG in the portable numerics; CIFAR-10 natively (its convolutions are not portable
-    # anyway, and the heads train 6x slower portably): the key says which.
+    # Every committed table in the portable numerics (CIFAR-10's features come from oneDNN
+    # convolutions, which it does not cover; the heads' bits it does): the key says so.
     mode = numerics.mode_of(prov["numerics"])
-    assert mode == ("portable" if dataset == "mog" else "native-AVX512"), mode
+    assert mode == "portable", mode
     prof = get_profile(dataset, profile)
     fingerprints, remade = prov["data_fingerprint"], {}
     for (method, seed, j, p, d, *schedule), rows in table.groupby(list(IDENTITY[1:]), dropna=False):
