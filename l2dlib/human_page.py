@@ -170,7 +170,7 @@ def shift_markdown(loaded, figures_dir) -> dict[str, str]:
     table = shift_table(loaded)
     missing = missing_results("shifted_crowd", "cifar10n", loaded["profile"])
     if table is None:
-        return {"table": missing, "figure": figure_block(None, "", "fig-human-shift", "", "", missing)}
+        return {"table": missing, "figure": figure_block(None, "", "fig-human-shift", "", "", missing), "text": ""}
     shown = table[
         [
             "method",
@@ -222,7 +222,19 @@ def shift_markdown(loaded, figures_dir) -> dict[str, str]:
         "training images (solid) and with J CIFAR-10H annotators on the test images (dashed). Means over seeds.",
         missing,
     )
-    return {"table": table_markdown(shown), "figure": figure}
+    return {"table": table_markdown(shown), "figure": figure, "text": shift_sentence(table)}
+
+
+def shift_sentence(table: pd.DataFrame) -> str:
+    """Per method, the ECE with the training crowd and with the shifted one (means over J
+    and seeds), and the seeds' spread of the change."""
+    per = table.groupby("method", sort=False)[["ece (CIFAR-10N)", "ece (CIFAR-10H)", "ECE change"]].mean()
+    parts = [
+        f"{method}'s ECE goes from {r['ece (CIFAR-10N)']:.4f} with workers like those it was trained with to "
+        f"{r['ece (CIFAR-10H)']:.4f} with CIFAR-10H annotators ({r['ECE change']:+.4f})"
+        for method, r in per.iterrows()
+    ]
+    return "Averaged over J and seeds, " + "; ".join(parts) + "."
 
 
 def human_page(results_dir, figures_dir, profile: str | None = None) -> dict[str, str]:
@@ -234,7 +246,7 @@ def human_page(results_dir, figures_dir, profile: str | None = None) -> dict[str
         out[study] = study_figure(study, loaded, figures_dir)
     out["reliability"] = reliability_figure(loaded, figures_dir)
     shift = shift_markdown(loaded, figures_dir)
-    out["shift_table"], out["shift_figure"] = shift["table"], shift["figure"]
+    out["shift_table"], out["shift_figure"], out["shift_text"] = shift["table"], shift["figure"], shift["text"]
     out["accuracy"] = accuracy_markdown(loaded)
     return out
 
