@@ -60,6 +60,11 @@ def test_study_results_and_figures_were_written(built):
         "figure1_f_cifar10.png",
         "figure1.png",
         "training_budget.png",
+        "reliability_cifar10.png",
+        "degeneracy_cifar10.png",
+        "human_increasing_experts.png",
+        "human_reliability.png",
+        "human_shift.png",
     ):
         assert (out / "_build" / "src" / "figures" / fig).stat().st_size > 10_000
     assert not (out / "_build" / "src" / "figures" / "figure2_cifar10.png").exists()  # no empty frames
@@ -80,9 +85,13 @@ def test_study_results_and_figures_were_written(built):
     inc = (html / "notebooks" / "01_increasing_experts.html").read_text()
     assert "synthetic CIFAR-10-shaped data" in inc  # the CIFAR data label travels to the page
     assert "Provenance of Figure 1 (a, b)" in inc and "Provenance of Figure 1 (d, e)" in inc  # dropdowns
+    assert inc.count("Remake this figure") == 2 and "make figure FIG=1ab" in inc
+    human = (html / "notebooks" / "06_real_human_experts.html").read_text()
+    assert "plain crowd member" in human and "CC BY-NC-SA 4.0" in human and "goes from" in human
     for page in html.rglob("*.html"):
         assert "unpkg.com" not in page.read_text(), f"{page} references thebe on a CDN"
         assert "IProgress not found" not in page.read_text(), f"{page} shows a tqdm widget warning"
+        assert "application/vnd.jupyter.widget" not in page.read_text(), f"{page} holds a widget"
 
 
 class _Text(HTMLParser):
