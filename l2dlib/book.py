@@ -5,6 +5,8 @@
 outputs), bundles MathJax for offline reading, and runs ``jupyter-book build`` with
 warnings as errors. The HTML lands in ``<output>/_build/html``. Needs the ``book``
 extra (papermill, jupyter-book, jupyter-server-mathjax).
+
+One concern over 350 lines: the build, and the registry of the book's figures it lists.
 """
 
 from __future__ import annotations

@@ -295,8 +295,7 @@ def figure1(tables: dict[tuple[str, str], pd.DataFrame | None], *, labels: dict[
 
 
 def beside(study: str, tables: dict[str, pd.DataFrame | None], *, letters: str = "abcdefghijkl") -> plt.Figure:
-    """One study's panels for several datasets, one row each, titled by ``tables``' keys
-    (e.g. simulated and human experts); placeholders where a table is None."""
+    """One study's panels for several datasets, a row each titled by its key; placeholders where None."""
     count = len(STUDY_PANELS[study])
     fig = plt.figure(figsize=(3.6 * count + 0.8, 3.1 * len(tables)), layout="constrained")
     rows = np.atleast_1d(fig.subfigures(len(tables), 1))

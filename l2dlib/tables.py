@@ -11,10 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from . import METHODS, numerics, results
-from .data import Dataset
+from .data import Dataset, crowds
 from .evaluation import BIN_KEYS, COLUMNS, RELIABILITY_COLUMNS, ROW_KEYS
 from .profiles import Profile, get_profile, profiles_of
 from .studies import AXES, IDENTITY, SCHEDULE, RunConfig, run_config
@@ -328,34 +327,8 @@ def make_provenance(
         **{k: run[k] for k in ("command", "device", "wall_seconds", "wall_seconds_covers")},
         "runs": runs,
         "reference": _reference_summary(table, axis.column),
-        "human_labels": human_summary(data_of(draws[0])),
+        "human_labels": crowds.summary(data_of(draws[0])),
     }
-
-
-def human_summary(data: Dataset) -> dict | None:
-    """For a human-expert dataset: the releases whose labels it uses (licence, source, md5),
-    and per split how often a random annotator of an image is right (exact, from the
-    counts) and each recorded worker's accuracy; None for simulated experts."""
-    if data.crowd is None:
-        return None
-    from .data import human
-
-    releases = [human.CIFAR10H] if data.name == "cifar10h" else [human.CIFAR10N, human.CIFAR10H]
-    out = {
-        "releases": [
-            {k: getattr(r, k) for k in ("name", "licence", "source", "url", "md5", "covers")} for r in releases
-        ],
-        "crowd_accuracy": {s: human.crowd_accuracy(c.numpy(), data.y[s].cpu().numpy()) for s, c in data.crowd.items()},
-    }
-    own = [s for s in data.crowd if s != "shift"]  # every image of the dataset (not the shifted test images)
-    counts = torch.cat([data.crowd[s] for s in own]).numpy()
-    out["crowd_accuracy"]["all"] = human.crowd_accuracy(counts, torch.cat([data.y[s].cpu() for s in own]).numpy())
-    if data.workers is not None:
-        out["worker_accuracy"] = {
-            s: [float((w[:, k] == data.y[s].cpu()).double().mean()) for k in range(w.shape[1])]
-            for s, w in data.workers.items()
-        }
-    return out
 
 
 def _reference_summary(table: pd.DataFrame, x: str) -> dict | None:

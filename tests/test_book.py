@@ -85,7 +85,7 @@ def test_study_results_and_figures_were_written(built):
     inc = (html / "notebooks" / "01_increasing_experts.html").read_text()
     assert "synthetic CIFAR-10-shaped data" in inc  # the CIFAR data label travels to the page
     assert "Provenance of Figure 1 (a, b)" in inc and "Provenance of Figure 1 (d, e)" in inc  # dropdowns
-    assert inc.count("Remake this figure") == 2 and "make figure FIG=1ab" in inc
+    assert inc.count("Remake this figure") == 2 and "FIG=1ab" in inc
     human = (html / "notebooks" / "06_real_human_experts.html").read_text()
     assert "plain crowd member" in human and "CC BY-NC-SA 4.0" in human and "goes from" in human
     for page in html.rglob("*.html"):

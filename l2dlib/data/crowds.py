@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import SPLITS, Dataset, split_indices
-from .human import CIFAR10H, CIFAR10N, cifar10h_counts, cifar10n_workers, counts_of
+from .human import CIFAR10H, CIFAR10N, cifar10h_counts, cifar10n_workers, counts_of, crowd_accuracy
 
 FRACTIONS = (0.6, 0.1, 0.3)  # train, val, test of the images with human labels
 SPLIT_SEED = 0
@@ -107,3 +107,27 @@ def _synthetic_labels(y: np.ndarray, accuracy: float, seed: int) -> np.ndarray:
 
 def _synthetic_votes(y: np.ndarray, voters: int, accuracy: float, seed: int) -> np.ndarray:
     return counts_of(np.stack([_synthetic_labels(y, accuracy, seed * 1000 + v) for v in range(voters)], axis=1))
+
+
+def summary(data: Dataset) -> dict | None:
+    """For a human-expert dataset: the releases whose labels it uses (licence, source, md5),
+    and per split how often a random annotator of an image is right (exact, from the
+    counts) and each recorded worker's accuracy; None for simulated experts."""
+    if data.crowd is None:
+        return None
+    releases = [CIFAR10H] if data.name == "cifar10h" else [CIFAR10N, CIFAR10H]
+    out = {
+        "releases": [
+            {k: getattr(r, k) for k in ("name", "licence", "source", "url", "md5", "covers")} for r in releases
+        ],
+        "crowd_accuracy": {s: crowd_accuracy(c.numpy(), data.y[s].cpu().numpy()) for s, c in data.crowd.items()},
+    }
+    own = [s for s in data.crowd if s != "shift"]  # every image of the dataset (not the shifted test images)
+    counts = torch.cat([data.crowd[s] for s in own]).numpy()
+    out["crowd_accuracy"]["all"] = crowd_accuracy(counts, torch.cat([data.y[s].cpu() for s in own]).numpy())
+    if data.workers is not None:
+        out["worker_accuracy"] = {
+            s: [float((w[:, k] == data.y[s].cpu()).double().mean()) for k in range(w.shape[1])]
+            for s, w in data.workers.items()
+        }
+    return out
