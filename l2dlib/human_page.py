@@ -82,17 +82,27 @@ def study_figure(study: str, loaded, figures_dir) -> str:
 
 
 def verdicts_markdown(loaded) -> str:
-    """The claims judged on the human experts' tables, beside the simulated experts'."""
-    results = {}
+    """The claims judged on the human experts' tables beside the simulated experts' (the
+    same features and heads), one row per claim: estimate [95% interval] and verdict."""
+    judged = {}
     for dataset in ROWS:
         tables = {s: loaded[dataset, s][0] for s in CIFAR_STUDIES}
         if any(t is not None for t in tables.values()):
-            results[dataset, loaded["profile"]] = claims.judge_all(dataset, tables)
-    parts = []
-    for dataset in ("cifar10h", "cifar10n"):
-        if (dataset, loaded["profile"]) in results:
-            parts.append(f"**{ROWS[dataset]}**\n\n" + report.claims_markdown(results, dataset))
-    return "\n\n".join(parts) or "*(No human-expert tables are committed yet.)*"
+            judged[dataset] = claims.judge_all(dataset, tables).set_index("key")
+    if not {"cifar10h", "cifar10n"} & set(judged):
+        return "*(No human-expert tables are committed yet.)*"
+    shown = [d for d in ROWS if d in judged]
+    lines = ["| claim | *m* | " + " | ".join(ROWS[d] for d in shown) + " |", "|" + " --- |" * (2 + len(shown))]
+    for c in (c for c in claims.CLAIMS if c.dataset == "cifar10h"):  # the human claims, in registry order
+        suffix = c.key.removeprefix("cifar10h_")
+        cells = []
+        for d in shown:
+            key = f"{d}_{suffix}"
+            row = judged[d].loc[key] if key in judged[d].index else None
+            cells.append("-" if row is None else f"{report.interval_text(row)}: **{row['verdict']}**")
+        if any(cell != "-" for d, cell in zip(shown, cells) if d != "cifar10"):  # judged with people
+            lines.append(f"| {c.text} | {c.margin:.4f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def reliability_figure(loaded, figures_dir) -> str:

@@ -30,7 +30,7 @@ def describe_change(study: str, dataset: str, table: pd.DataFrame, method: str) 
         paper = "" if claim.paper_effect is None else f"the paper: {claim.paper_effect:+.4f}; "
         sign = "±" if claim.kind == "flat" else ""
         return (
-            f"changes by {_interval(row)} from {axis.symbol} = {lo:g} to {hi:g} "
+            f"changes by {interval_text(row)} from {axis.symbol} = {lo:g} to {hi:g} "
             f"({paper}*m* = {sign}{claim.margin:.4f}): **{row['verdict']}**"
         )
     est = stats.fitted_change(table, method, axis.column, expert_kind=axis.expert_kind)
@@ -106,7 +106,7 @@ def family(results: dict) -> tuple[int, float]:
     return claims.bonferroni(list(results.values()))
 
 
-def _interval(row) -> str:
+def interval_text(row) -> str:
     """A row's estimate and interval, a level claim's as the value itself (not minus the level)."""
     level = row["kind"] == "level"  # a value, not a change: no sign
     shift, f = (row["paper effect"], ".4f") if level else (0.0, "+.4f")
@@ -153,7 +153,7 @@ def claims_markdown(results: dict, dataset: str, level: float | None = None) -> 
                 cells.append("-")
                 continue
             row = v.loc[key]
-            text = f"{_interval(row)}: **{row['verdict']}**"
+            text = f"{interval_text(row)}: **{row['verdict']}**"
             if level is not None and (after := claims.corrected_verdict(row, level)) != row["verdict"]:
                 text += f" (Bonferroni: {after})"
             cells.append(text)
@@ -299,7 +299,7 @@ def bottom_line(results: dict, primary: tuple[str, ...] = ("paper",)) -> list[st
                 elif c.study == "expert_dependence" and c.method == "ova":
                     where += ", random expert"
                 paper = "" if c.paper_effect is None else f"; the paper: {_paper_effect(c)}"
-                answers.append(f"{where}: {plain} ({row['statistic']}: {_interval(row)}{paper})")
+                answers.append(f"{where}: {plain} ({row['statistic']}: {interval_text(row)}{paper})")
         if answers:
             out.append(f"**{question}** " + "; ".join(answers) + ".")
     return out
