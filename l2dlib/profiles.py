@@ -135,6 +135,7 @@ for _name, _who in (("cifar10h", "CIFAR-10H annotators"), ("cifar10n", "CIFAR-10
         synthetic=True,
         extractor=ExtractorConfig(widths=(8, 16, 16), epochs=1, batch_size=64),
         train=replace(_FEATURES.train, max_epochs=3, batch_size=64),
+        cpu_workers=1,  # a few hundred points: worker processes would cost more than they save
         description="synthetic images and annotators, a tiny extractor",
     )
 
