@@ -1,6 +1,7 @@
-"""Every command the re-run page shows is run here: the l2dlib ones parsed as written and
-run in a smoke form (profile smoke, a small grid, a temporary results folder), and one
-figure remade from nothing by the commands of its "Remake this figure" box."""
+"""The re-run page's commands: every l2dlib one parsed as written and every run executed
+in a smoke form (profile smoke, a small grid, a temporary results folder), one figure
+remade from nothing by the commands of its "Remake this figure" box, and the rest named
+with the reason this file does not run them."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from l2dlib import remake
 from l2dlib.__main__ import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
-# Commands that other tests or CI run as they are: the book build, the suite, the offline
-# converter (a script of the offline data, not of this repository) and make figure.
+# Commands not run by this file: make book and make test (CI runs both, the suite builds the
+# book), make figure (its commands are the remake boxes', one run below), make lab (an
+# interactive server) and the offline data's converter (a script beside the data, not ours).
+# The l2dlib commands are all parsed; the features command, which needs CIFAR-10, only that.
 RUN_ELSEWHERE = (
     "make book",
     "make test",
