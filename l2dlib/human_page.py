@@ -36,16 +36,22 @@ def data_markdown(loaded) -> str:
     """The releases, their licences, and how often a random one of an image's people is
     right, over the images each dataset uses (exact, from the counts)."""
     lines = ["| labels | what | licence | source | a random annotator is right |", "| --- | --- | --- | --- | --- |"]
+    synthetic = False
     for dataset, name in (("cifar10h", "CIFAR-10H"), ("cifar10n", "CIFAR-10N")):
         human = ((loaded[dataset, "increasing_experts"][1]) or {}).get("human_labels")
         if not human:
             continue
-        r = next(r for r in human["releases"] if r["name"] == name)
+        synthetic |= not human["releases"]
+        r = next((r for r in human["releases"] if r["name"] == name), None)
+        if r is None:  # synthetic annotators (the smoke profile): no release to cite
+            continue
         right = human["crowd_accuracy"]["all"]
         lines.append(f"| {name} | {r['covers']} | {r['licence']} | [{r['source']}]({r['url']}) | {right:.4f} |")
     if len(lines) == 2:
+        if synthetic:
+            return "*(These tables use synthetic annotators: no release of human labels to cite.)*"
         return "*(No human-expert tables are committed yet.)*"
-    workers = (loaded["cifar10n", "increasing_experts"][1] or {}).get("human_labels", {}).get("worker_accuracy")
+    workers = ((loaded["cifar10n", "increasing_experts"][1] or {}).get("human_labels") or {}).get("worker_accuracy")
     text = "\n".join(lines)
     if workers:
         acc = ", ".join(f"{a:.4f}" for a in workers["test"])
@@ -273,7 +279,7 @@ def accuracy_markdown(loaded) -> str:
         if table is None:
             continue
         one = table[table["num_experts"] == 1]
-        human = info.get("human_labels") or {}
+        human = (info or {}).get("human_labels") or {}
         alone = (
             (human.get("worker_accuracy", {}).get("test") or [None])[0]
             if dataset == "cifar10n"
