@@ -392,7 +392,7 @@ def cifar_calibration(results_dir, cifar_profile: str | None, figures_dir) -> di
         if t is None
     )
     regime = claims.regime_name("cifar10", shown)
-    blocks = {"regime": regime}
+    blocks = {"regime": claims.regime_name("cifar10", shown, short=True)}  # pasted as plain text
     have = inc is not None and dep is not None
     if have:
         bins = {

@@ -161,7 +161,7 @@ def degeneracy_figure(increasing: pd.DataFrame, dependence: pd.DataFrame) -> plt
         (0, increasing, "num_experts", AXES["increasing_experts"].label, None),
         (1, dependence, "expert_p", AXES["expert_dependence"].label, AXES["expert_dependence"].expert_kind),
     ):
-        who = "" if kind is None else ", expert 0"
+        who = "" if kind is None else ", random expert" if (table["expert_kind"] == "random").any() else ", expert 0"
         frac_above_one(table, x, axes[row, 0], label)
         metric_lines(table, x, "ece_uncapped", axes[row, 1], label, f"ECE{who}, uncapped", expert_kind=kind)
         metric_lines(table, x, "brier", axes[row, 2], label, f"Brier score{who}", expert_kind=kind)
