@@ -172,7 +172,6 @@ def shift_table(loaded) -> pd.DataFrame | None:
     mean = both.groupby(["method", "num_experts"]).mean()
     sd = both.groupby(["method", "num_experts"])["ECE change"].std()
     out = mean.assign(**{"ECE change sd": sd}).reset_index()
-    out["method"] = out["method"].map(LABELS)
     return out.rename(columns={"num_experts": "J"})
 
 
@@ -203,14 +202,15 @@ def shift_markdown(loaded, figures_dir) -> dict[str, str]:
     ].rename(
         columns=lambda c: c.replace("expert_accuracy", "expert right").replace("system_accuracy", "system accuracy")
     )
+    shown["method"] = shown["method"].map(LABELS)
     for c in shown.columns[2:]:
         shown[c] = shown[c].map("{:.4f}".format)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), layout="constrained")
     for method, d in table.groupby("method", sort=False):
-        colour = plots.COLORS[next(k for k, v in LABELS.items() if v == method)]
+        colour, shown_as = plots.COLORS[method], LABELS[method]
         for ax, col in zip(axes, ("ece", "system_accuracy")):
             ax.plot(
-                d["J"], d[f"{col} (CIFAR-10N)"], color=colour, marker="o", label=f"{method}, CIFAR-10N (trained with)"
+                d["J"], d[f"{col} (CIFAR-10N)"], color=colour, marker="o", label=f"{shown_as}, CIFAR-10N (trained with)"
             )
             ax.plot(
                 d["J"],
@@ -218,7 +218,7 @@ def shift_markdown(loaded, figures_dir) -> dict[str, str]:
                 color=colour,
                 marker="s",
                 ls="--",
-                label=f"{method}, CIFAR-10H (shifted)",
+                label=f"{shown_as}, CIFAR-10H (shifted)",
             )
     for ax, name in zip(axes, ("ECE (mean over experts)", "system accuracy")):
         ax.set(xlabel="number of experts (workers) J", ylabel=name, xticks=sorted(table["J"].unique()))
@@ -242,11 +242,11 @@ def shift_markdown(loaded, figures_dir) -> dict[str, str]:
 
 
 def shift_sentence(table: pd.DataFrame) -> str:
-    """Per method, the ECE with the training crowd and with the shifted one (means over J
-    and seeds), and the seeds' spread of the change."""
+    """Per method, the ECE with the training crowd and with the shifted one, and the change
+    (means over J and seeds)."""
     per = table.groupby("method", sort=False)[["ece (CIFAR-10N)", "ece (CIFAR-10H)", "ECE change"]].mean()
     parts = [
-        f"{method}'s ECE goes from {r['ece (CIFAR-10N)']:.4f} with workers like those it was trained with to "
+        f"{LABELS[method]}'s ECE goes from {r['ece (CIFAR-10N)']:.4f} with workers like those it was trained with to "
         f"{r['ece (CIFAR-10H)']:.4f} with CIFAR-10H annotators ({r['ECE change']:+.4f})"
         for method, r in per.iterrows()
     ]

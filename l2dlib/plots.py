@@ -4,6 +4,8 @@ Lines are the mean over seeds with a band of +-1 standard deviation across seeds
 seed's ECE is first averaged over its experts (Fig. 1 a, d and Fig. 2 a) or taken for
 the random expert alone (Fig. 1 c, f). Softmax is blue, OvA orange (as in the paper)
 and the asymmetric softmax green everywhere.
+
+One concern over 350 lines: the book's figures, one function per kind of panel.
 """
 
 from __future__ import annotations
@@ -111,18 +113,22 @@ def accuracy_vs_experts(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
     return ax
 
 
+def fixed_expert_name(table: pd.DataFrame) -> str:
+    """What the dependence study's fixed expert (expert 0) is in ``table``'s rows."""
+    return "random expert" if (table["expert_kind"] == "random").any() else "plain crowd member"
+
+
 def random_expert_ece(table: pd.DataFrame, ax: plt.Axes) -> plt.Axes:
     """Fig. 1 (c, f): the random expert's ECE (with human experts, the plain crowd
     member's) against the other experts' correctness p."""
     fixed = AXES["expert_dependence"].expert_kind
-    who = "random expert" if (table["expert_kind"] == "random").any() else "plain crowd member"
     _lines(
         per_seed(table, "expert_p", "ece", expert_kind=fixed),
         "expert_p",
         "ece",
         ax,
         AXES["expert_dependence"].label,
-        f"ECE of the {who}",
+        f"ECE of the {fixed_expert_name(table)}",
     )
     noise_floor_band(table, "expert_p", ax, expert_kind=fixed)
     return ax
@@ -161,7 +167,7 @@ def degeneracy_figure(increasing: pd.DataFrame, dependence: pd.DataFrame) -> plt
         (0, increasing, "num_experts", AXES["increasing_experts"].label, None),
         (1, dependence, "expert_p", AXES["expert_dependence"].label, AXES["expert_dependence"].expert_kind),
     ):
-        who = "" if kind is None else ", random expert" if (table["expert_kind"] == "random").any() else ", expert 0"
+        who = "" if kind is None else f", {fixed_expert_name(table)}"
         frac_above_one(table, x, axes[row, 0], label)
         metric_lines(table, x, "ece_uncapped", axes[row, 1], label, f"ECE{who}, uncapped", expert_kind=kind)
         metric_lines(table, x, "brier", axes[row, 2], label, f"Brier score{who}", expert_kind=kind)

@@ -26,6 +26,9 @@ from .human import CIFAR10H, CIFAR10N, cifar10h_counts, cifar10n_workers, counts
 
 FRACTIONS = (0.6, 0.1, 0.3)  # train, val, test of the images with human labels
 SPLIT_SEED = 0
+# The releases each dataset's labels come from (cifar10n: its own, then its shifted test's).
+RELEASES = {"cifar10h": (CIFAR10H,), "cifar10n": (CIFAR10N, CIFAR10H)}
+SYNTHETIC = "synthetic annotators"  # the smoke profile's labels, and the end of its data label
 
 
 def crowd_dataset(
@@ -38,7 +41,7 @@ def crowd_dataset(
     if name == "cifar10h":
         test = _cifar10h(features, data_dir, synthetic)
         pool = {"x": features.x["test"], "y": features.y["test"], "index": features.index["test"], "crowd": test}
-        workers, shift = None, None
+        shift = None
     elif name == "cifar10n":
         rec = _cifar10n(features, data_dir, synthetic)
         pool = {
@@ -64,8 +67,8 @@ def crowd_dataset(
             features.index["test"],
             shift,
         )
-    release = CIFAR10H if name == "cifar10h" else CIFAR10N
-    labels = "synthetic annotators" if synthetic else f"{release.name} annotators ({release.licence})"
+    release = RELEASES[name][0]
+    labels = SYNTHETIC if synthetic else f"{release.name} annotators ({release.licence})"
     made = f"{features.fingerprint}:{name}:{FRACTIONS}:{SPLIT_SEED}:{synthetic}"
     return Dataset(
         name=name,
@@ -115,9 +118,7 @@ def summary(data: Dataset) -> dict | None:
     counts) and each recorded worker's accuracy; None for simulated experts."""
     if data.crowd is None:
         return None
-    releases = [CIFAR10H] if data.name == "cifar10h" else [CIFAR10N, CIFAR10H]
-    if data.label.endswith("synthetic annotators"):  # the smoke profile's: nothing to cite
-        releases = []
+    releases = () if data.label.endswith(SYNTHETIC) else RELEASES[data.name]  # synthetic: nothing to cite
     out = {
         "releases": [
             {k: getattr(r, k) for k in ("name", "licence", "source", "url", "md5", "covers")} for r in releases
