@@ -1,5 +1,5 @@
-"""l2dlib: calibration of multi-expert learning to defer (softmax, one-vs-all and
-asymmetric-softmax surrogates).
+"""l2dlib: calibration of multi-expert learning to defer (softmax, one-vs-all,
+asymmetric-softmax and decoupled surrogates).
 
 Modules, in the order the data flows:
 
@@ -27,5 +27,6 @@ from . import numerics as _numerics
 _numerics.request_portable()
 
 #: Methods (surrogate parameterizations) understood by losses and estimators: the paper's
-#: two, and the asymmetric softmax of Cao et al. (2023), extended to J experts.
-METHODS = ("softmax", "ova", "asymmetric_softmax")
+#: two, the asymmetric softmax of Cao et al. (2023), extended to J experts, and the
+#: decoupled surrogate of Montreuil et al. (2026).
+METHODS = ("softmax", "ova", "asymmetric_softmax", "decoupled")

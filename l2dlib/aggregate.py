@@ -10,7 +10,7 @@ from . import stats
 from .studies import IDENTITY
 
 #: How each method is named in tables, sentences and legends.
-LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric softmax"}
+LABELS = {"softmax": "Softmax", "ova": "OvA", "asymmetric_softmax": "Asymmetric softmax", "decoupled": "Decoupled"}
 
 
 def per_seed(table: pd.DataFrame, x: str, y: str, *, expert_kind: str | None = None) -> pd.DataFrame:

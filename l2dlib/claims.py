@@ -1,4 +1,5 @@
-"""The paper's claims as records, and each judged on a regime's tables.
+"""The paper's claims as records, and each judged on a regime's tables; beside them, the
+claims of two 2026 papers about adding experts (:data:`LATER_CLAIMS`), judged the same way.
 
 Every verdict the book prints comes from :data:`CLAIMS` through :func:`judge`: the claim
 tables, the findings table and the sentences on the first page. A claim's statistic is
@@ -45,7 +46,8 @@ PAPER_EFFECTS = {
 #: Practical margins where the paper gives only a direction: an ECE change of 0.02 across a
 #: study's axis (about a fifth of the paper's MoG softmax rise, the spread of its own "roughly
 #: stable" OvA curve, three times the MoG noise floor) and 0.005 of system accuracy.
-MARGINS = {"ece": 0.02, "system_accuracy": 0.005}
+MARGINS = {"ece": 0.02, "system_accuracy": 0.005, "classifier_accuracy": 0.005}
+ACCURACIES = {"system_accuracy": "system accuracy", "classifier_accuracy": "classifier accuracy"}
 
 
 #: The ends of each study's grid in the paper, as the statistics' names say them.
@@ -65,11 +67,12 @@ class Claim:
     replicate), ``gap`` (``method`` minus ``other``, paired, each configuration once, on
     ``grid`` where given),
     ``dip`` (the value at J = 1 minus at J = 2) or ``level`` (the random expert's value at
-    ``at``, the paper's largest p, minus ``paper_effect``).
+    ``at``, the paper's largest p, minus ``paper_effect``). ``sign`` -1 orients a claimed
+    fall as positive. ``source``: whose claim it is.
     """
 
     key: str
-    dataset: str  # mog | cifar10
+    dataset: str  # mog | cifar10 | cifar10h | cifar10n
     study: str
     text: str  # the claim in our words, as the tables show it
     words: str  # the paper's words
@@ -83,6 +86,8 @@ class Claim:
     paper_source: str = ""
     grid: tuple | None = None  # the axis values the statistic averages over (None: the table's)
     at: float | None = None  # where a level is read
+    sign: float = 1.0
+    source: str = "the paper"
 
     @property
     def expert_kind(self) -> str | None:
@@ -95,7 +100,7 @@ class Claim:
         it) and *m* only says how far off a miss is."""
         if self.kind == "direction" and self.paper_effect is not None:
             return abs(self.paper_effect) / 2
-        return MARGINS[self.metric if self.metric == "system_accuracy" else "ece"]  # any ECE estimator
+        return MARGINS[self.metric if self.metric in ACCURACIES else "ece"]  # any ECE estimator
 
     @property
     def margin_source(self) -> str:
@@ -103,7 +108,7 @@ class Claim:
             return f"the paper's level {self.paper_effect:.2f}"
         if self.kind == "direction" and self.paper_effect is not None:
             return f"half the paper's effect ({self.paper_source})"
-        what = "system accuracy" if self.metric == "system_accuracy" else "ECE"
+        what = ACCURACIES.get(self.metric, "ECE")
         return f"practical margin ({what}{' across the axis' if self.statistic == 'change' else ''})"
 
     @property
@@ -114,8 +119,10 @@ class Claim:
     def name_on(self, lo, hi) -> str:
         """The statistic's name on a grid from ``lo`` to ``hi``."""
         axis = AXES[self.study]
-        metric = "system accuracy" if self.metric == "system_accuracy" else "ECE"
+        metric = ACCURACIES.get(self.metric, "ECE")
         if self.statistic == "change":
+            if self.sign < 0:
+                lo, hi = hi, lo
             return f"{metric}({axis.symbol}={hi:g}) - {metric}({axis.symbol}={lo:g}), fitted line"
         if self.statistic == "gap":
             over = f"{axis.symbol} = {', '.join(map(str, self.grid))}" if self.grid else axis.symbol
@@ -136,7 +143,8 @@ class Claim:
         x = AXES[self.study].column
         table = self._rows(table)
         if self.statistic == "change":
-            return stats.fitted_change(table, self.method, x, self.metric, expert_kind=self.expert_kind)
+            est = stats.fitted_change(table, self.method, x, self.metric, expert_kind=self.expert_kind)
+            return est.scaled(self.sign)
         if self.statistic == "gap":
             return stats.paired_gap(table, self.method, self.other, self.metric, x, expert_kind=self.expert_kind)
         if self.statistic == "dip":
@@ -341,7 +349,55 @@ def _claims() -> tuple[Claim, ...]:
 
 #: Every claim of Sections 5.2-5.4, per dataset, in the order the tables list them.
 CLAIMS: tuple[Claim, ...] = _claims()
-BY_KEY = {c.key: c for c in CLAIMS}
+
+#: Where each later paper says it (both in the abstract, with no number to size the effect).
+LIU_2026 = "Liu et al. (2026), abstract"
+MONTREUIL_2026 = "Montreuil et al. (2026), abstract"
+
+
+def _later_claims() -> tuple[Claim, ...]:
+    """What the 2026 papers claim about adding experts, on every dataset's J-sweep: the
+    classifier underfits under softmax (Liu et al.; their remedy, PiCCE, is not built: its
+    loss could not be found in enough detail), and the decoupled surrogate stays stable
+    (Montreuil et al.). Judged on classifier accuracy, as Liu et al. measure it."""
+    out = []
+    for ds in ("mog", "cifar10", *HUMAN_DATASETS):
+        out += [
+            Claim(
+                f"{ds}_softmax_underfits",
+                ds,
+                "increasing_experts",
+                "Softmax's classifier accuracy falls as J grows",
+                "with multiple experts, the classifier's underfitting becomes inherent, which seriously degrades "
+                "prediction performance",
+                LIU_2026,
+                "direction",
+                "change",
+                "softmax",
+                metric="classifier_accuracy",
+                sign=-1.0,
+                source="Liu et al. (2026)",
+            ),
+            Claim(
+                f"{ds}_decoupled_stable",
+                ds,
+                "increasing_experts",
+                "The decoupled surrogate's classifier accuracy stays flat in J",
+                "the only method in our comparison that remains stable as the expert pool grows",
+                MONTREUIL_2026,
+                "flat",
+                "change",
+                "decoupled",
+                metric="classifier_accuracy",
+                source="Montreuil et al. (2026)",
+            ),
+        ]
+    return tuple(out)
+
+
+#: The 2026 papers' claims, kept apart from the paper's (its findings and Bonferroni family).
+LATER_CLAIMS: tuple[Claim, ...] = _later_claims()
+BY_KEY = {c.key: c for c in CLAIMS + LATER_CLAIMS}
 
 
 def _ends(claim: Claim, table: pd.DataFrame) -> tuple:
@@ -372,10 +428,13 @@ def judge(claim: Claim, table: pd.DataFrame) -> dict:
     }
 
 
-def judge_all(dataset: str, tables: dict[str, pd.DataFrame | None], *, ece: str = "ece") -> pd.DataFrame:
-    """Every claim on ``dataset`` that ``tables`` (study -> table or None) can judge; with
-    ``ece`` another ECE column of the tables (e.g. ``ece_adaptive``) in place of the paper's."""
-    chosen = [c if c.metric != "ece" else replace(c, metric=ece) for c in CLAIMS if c.dataset == dataset]
+def judge_all(
+    dataset: str, tables: dict[str, pd.DataFrame | None], *, ece: str = "ece", registry: tuple[Claim, ...] = CLAIMS
+) -> pd.DataFrame:
+    """Every claim of ``registry`` (the paper's by default) on ``dataset`` that ``tables``
+    (study -> table or None) can judge; with ``ece`` another ECE column of the tables (e.g.
+    ``ece_adaptive``) in place of the paper's."""
+    chosen = [c if c.metric != "ece" else replace(c, metric=ece) for c in registry if c.dataset == dataset]
     return pd.DataFrame([judge(c, tables[c.study]) for c in chosen if c.applies(tables.get(c.study))])
 
 

@@ -118,10 +118,11 @@ def evaluate(
     estimates = estimators.expert_correctness(logits, num_classes, method).cpu()  # [N, J]
     correct = (expert_preds == y.unsqueeze(1)).cpu()
     points = Points(estimates.clamp(0.0, 1.0).to(torch.float16).numpy(), correct.numpy())
+    predictions = estimators.system_predictions(logits, expert_preds, num_classes, method)
     system = {
-        "system_accuracy": metrics.accuracy(estimators.system_predictions(logits, expert_preds, num_classes), y),
+        "system_accuracy": metrics.accuracy(predictions, y),
         "classifier_accuracy": metrics.accuracy(logits[:, :num_classes].argmax(1), y),
-        "coverage": metrics.coverage(estimators.defer(logits, num_classes)),
+        "coverage": metrics.coverage(estimators.defer(logits, num_classes, method)),
     }
     rows, bins = [], []
     for j in range(expert_preds.shape[1]):

@@ -3,7 +3,8 @@
 All take ``logits`` [..., K+J] (K class scores g_1..g_K, then J deferral scores
 g_perp_1..g_perp_J), labels ``y`` [...] and expert predictions ``expert_preds`` [..., J].
 A negative expert prediction marks a padded (absent) expert: it is never correct.
-Logs are natural. ``softmax_loss``, ``ova_loss`` and ``asymmetric_softmax_loss`` return
+Logs are natural. ``softmax_loss``, ``ova_loss``, ``asymmetric_softmax_loss`` and
+``decoupled_loss`` return
 the mean over all leading dimensions; ``loss_terms`` returns per-sample values and ``loss_terms_from_correct``
 takes the expert-correctness indicators c_j = I[m_j = y] directly (the trainer's path).
 
@@ -65,6 +66,24 @@ def asymmetric_softmax_loss(logits: Tensor, y: Tensor, expert_preds: Tensor) -> 
     logits [N, K+J], y [N], expert_preds [N, J].
     """
     return loss_terms(logits, y, expert_preds, "asymmetric_softmax").mean()
+
+
+#: The decoupled surrogate's weight on each expert's logistic term, beta = lambda / J held
+#: fixed as J grows: the regime in which Montreuil et al. (2026) bound the excess risk with a
+#: constant that does not grow with J. 1 weighs each expert's term as the classifier's.
+DECOUPLED_BETA = 1.0
+
+
+def decoupled_loss(logits: Tensor, y: Tensor, expert_preds: Tensor) -> Tensor:
+    """Decoupled surrogate (Montreuil et al., 2026), batch mean: a softmax over the K
+    classes and an independent sigmoid per expert for "expert j is right",
+
+    -log softmax_K(g)_y + beta sum_j [-I[m_j = y] log sigmoid(g_perp_j)
+                                      - I[m_j != y] log(1 - sigmoid(g_perp_j))],
+
+    beta = :data:`DECOUPLED_BETA`. logits [N, K+J], y [N], expert_preds [N, J].
+    """
+    return loss_terms(logits, y, expert_preds, "decoupled").mean()
 
 
 def loss_terms_from_correct(logits: Tensor, y: Tensor, correct: Tensor, method: str) -> Tensor:
@@ -149,5 +168,20 @@ def _asymmetric_softmax_terms(logits: Tensor, y: Tensor, correct: Tensor) -> Ten
     return class_nll + (F.softplus(z) - correct * z).sum(-1)
 
 
-_TERMS = {"softmax": _softmax_terms, "ova": _ova_terms, "asymmetric_softmax": _asymmetric_softmax_terms}
+def _decoupled_terms(logits: Tensor, y: Tensor, correct: Tensor) -> Tensor:
+    # -log softmax_K(g)_y + beta sum_j [-c_j log sigmoid(h_j) - (1 - c_j) log(1 - sigmoid(h_j))]
+    #   = lse_K(g) - g_y + beta sum_j [softplus(h_j) - c_j h_j]
+    num_classes = logits.shape[-1] - correct.shape[-1]
+    g = at_least_float32(logits)
+    g_class, h = g[..., :num_classes], g[..., num_classes:]
+    class_nll = _logsumexp_last(g_class) - g_class.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    return class_nll + DECOUPLED_BETA * (F.softplus(h) - correct * h).sum(-1)
+
+
+_TERMS = {
+    "softmax": _softmax_terms,
+    "ova": _ova_terms,
+    "asymmetric_softmax": _asymmetric_softmax_terms,
+    "decoupled": _decoupled_terms,
+}
 assert set(_TERMS) == set(METHODS)

@@ -36,7 +36,7 @@ def panel(study: str, profile: str = "quick", results_dir=None):
         raise ValueError(f"the panel draws {', '.join(GRIDS)} (MoG), not {study!r}")
     axis = AXES[study]
     grid = w.SelectMultiple(options=GRIDS[study], value=GRIDS[study], description=axis.symbol, rows=8)
-    methods = w.SelectMultiple(options=METHODS, value=("softmax", "ova"), description="methods", rows=3)
+    methods = w.SelectMultiple(options=METHODS, value=("softmax", "ova"), description="methods", rows=len(METHODS))
     button = w.Button(description="Train what is missing and redraw", layout=w.Layout(width="auto"))
     out = w.Output()
 

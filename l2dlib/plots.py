@@ -20,13 +20,29 @@ from .data import Dataset
 from .stats import select_experts
 from .studies import AXES
 
-COLORS = {"softmax": "tab:blue", "ova": "tab:orange", "asymmetric_softmax": "tab:green"}
+#: Okabe & Ito's colour-blind-safe palette (softmax blue and OvA orange, as in the paper),
+#: and a marker per method so that the lines stay apart in grey too.
+COLORS = {"softmax": "#0072B2", "ova": "#E69F00", "asymmetric_softmax": "#009E73", "decoupled": "#CC79A7"}
+MARKERS = {"softmax": "o", "ova": "s", "asymmetric_softmax": "^", "decoupled": "D"}
 CLUSTER_COLORS = ("tab:purple", "tab:green", "tab:red", "tab:olive")
 
 
 def _lines(data: pd.DataFrame, x: str, y: str, ax: plt.Axes, xlabel: str, ylabel: str) -> plt.Axes:
     methods = [m for m in COLORS if m in set(data["method"])]
-    sns.lineplot(data=data, x=x, y=y, hue="method", hue_order=methods, palette=COLORS, errorbar="sd", marker="o", ax=ax)
+    sns.lineplot(
+        data=data,
+        x=x,
+        y=y,
+        hue="method",
+        hue_order=methods,
+        palette=COLORS,
+        style="method",
+        style_order=methods,
+        markers=MARKERS,
+        dashes=False,
+        errorbar="sd",
+        ax=ax,
+    )
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles, [LABELS.get(label, label) for label in labels], frameon=False)
     ax.set(xlabel=xlabel, ylabel=ylabel)
@@ -187,7 +203,12 @@ def reliability_diagram(bins: pd.DataFrame, ax: plt.Axes, *, title: str = "") ->
         share = d["count"] / d["count"].sum()
         ax.plot(d["c_sum"] / d["count"], d["a_sum"] / d["count"], color=COLORS[method], lw=1, label=LABELS[method])
         ax.scatter(
-            d["c_sum"] / d["count"], d["a_sum"] / d["count"], s=10 + 400 * share, color=COLORS[method], alpha=0.6
+            d["c_sum"] / d["count"],
+            d["a_sum"] / d["count"],
+            s=10 + 400 * share,
+            color=COLORS[method],
+            marker=MARKERS[method],
+            alpha=0.6,
         )
     ax.set(
         xlim=(0, 1),
@@ -340,8 +361,15 @@ def budget_panel(
     for method, d in levels.groupby("method", sort=False):
         d = d.sort_values("distance")
         x = d["distance"].clip(lower=DISTANCE_FLOOR)
-        ax.scatter(x, d["ece"], s=14 + 2 * np.log1p(d["max_epochs"]) ** 2, color=COLORS[method], alpha=0.75)
-        ax.plot([], [], color=COLORS[method], marker="o", ls="", label=LABELS[method])
+        ax.scatter(
+            x,
+            d["ece"],
+            s=14 + 2 * np.log1p(d["max_epochs"]) ** 2,
+            color=COLORS[method],
+            marker=MARKERS[method],
+            alpha=0.75,
+        )
+        ax.plot([], [], color=COLORS[method], marker=MARKERS[method], ls="", label=LABELS[method])
     for name, points in (references or {}).items():
         for method, (distance, ece) in points.items():
             marker = markers.get(name, "D")

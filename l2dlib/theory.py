@@ -15,6 +15,11 @@ The asymmetric softmax (Cao et al., 2023, one binary term per expert) has
     L_ASM(g) = - sum_k eta_k log softmax_K(g)_k
                - sum_j [q_j log psi_j + (1 - q_j) log(1 - psi_j)],
     psi_j = e^{g_perp_j} / (e^{g_perp_j} + sum_k e^{g_k} - max_k e^{g_k}).
+
+The decoupled surrogate (Montreuil et al., 2026) has a class softmax and a sigmoid per expert,
+
+    L_DEC(g) = - sum_k eta_k log softmax_K(g)_k
+               + beta sum_j [q_j phi(g_perp_j) + (1 - q_j) phi(-g_perp_j)].
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import asymmetric_logits, check_method
+from .losses import DECOUPLED_BETA, asymmetric_logits, check_method
 
 
 def pointwise_risk(g: Tensor, eta: Tensor, q: Tensor, method: str) -> Tensor:
@@ -34,6 +39,10 @@ def pointwise_risk(g: Tensor, eta: Tensor, q: Tensor, method: str) -> Tensor:
         logp = torch.log_softmax(g, -1)
         return -(eta * logp[..., :k]).sum(-1) - (q * logp[..., k:]).sum(-1)
     phi = lambda z: F.softplus(-z)
+    if method == "decoupled":
+        h = g[..., k:]
+        class_risk = -(eta * torch.log_softmax(g[..., :k], -1)).sum(-1)
+        return class_risk + DECOUPLED_BETA * (q * phi(h) + (1 - q) * phi(-h)).sum(-1)
     if method == "asymmetric_softmax":
         z = asymmetric_logits(g, k)  # psi_j = sigmoid(z_j)
         class_risk = -(eta * torch.log_softmax(g[..., :k], -1)).sum(-1)
@@ -48,7 +57,8 @@ def minimal_risk(eta: Tensor, q: Tensor, method: str) -> Tensor:
     Z = 1 + sum_j q_j, so the risk is -sum_k eta_k log(eta_k / Z) - sum_j q_j log(q_j / Z).
     OvA: each logistic term at its optimum is a binary entropy, sum_k H(eta_k) + sum_j
     H(q_j). Asymmetric softmax: the class softmax gives the entropy of eta, and each psi_j
-    can take any value in (0, 1) whatever the class scores, so H(eta) + sum_j H(q_j)."""
+    can take any value in (0, 1) whatever the class scores, so H(eta) + sum_j H(q_j).
+    Decoupled: the heads are independent, so H(eta) + beta sum_j H(q_j)."""
     check_method(method)
     xlogy = torch.special.xlogy
     if method == "softmax":  # log(t / z) as log t - log z: a tiny t / z would underflow to 0
@@ -57,6 +67,8 @@ def minimal_risk(eta: Tensor, q: Tensor, method: str) -> Tensor:
     binary = -(xlogy(q, q) + xlogy(1 - q, 1 - q)).sum(-1)
     if method == "ova":
         return -(xlogy(eta, eta) + xlogy(1 - eta, 1 - eta)).sum(-1) + binary
+    if method == "decoupled":
+        return -xlogy(eta, eta).sum(-1) + DECOUPLED_BETA * binary
     return -xlogy(eta, eta).sum(-1) + binary
 
 
@@ -94,7 +106,7 @@ def check_equations(eta: Tensor, q: Tensor):
 
     Returns a DataFrame with one row per expert: the true q_j, the softmax probability
     p*_perp_j next to Eq. 1's q_j / (1 + sum q), and the estimates of Eq. 2 (softmax),
-    Eq. 3 (OvA) and the asymmetric softmax read off the minimisers.
+    Eq. 3 (OvA), the asymmetric softmax and the decoupled surrogate read off the minimisers.
     """
     import pandas as pd
 
@@ -104,6 +116,7 @@ def check_equations(eta: Tensor, q: Tensor):
     g_sm = minimise_pointwise_risk(eta, q, "softmax")
     g_ova = minimise_pointwise_risk(eta, q, "ova")
     g_asm = minimise_pointwise_risk(eta, q, "asymmetric_softmax")
+    g_dec = minimise_pointwise_risk(eta, q, "decoupled")
     p = torch.softmax(g_sm, -1)
     return pd.DataFrame(
         {
@@ -115,6 +128,7 @@ def check_equations(eta: Tensor, q: Tensor):
             "asymmetric softmax estimate": expert_correctness(g_asm.unsqueeze(0), k, "asymmetric_softmax")[0]
             .double()
             .numpy(),
+            "decoupled estimate": expert_correctness(g_dec.unsqueeze(0), k, "decoupled")[0].double().numpy(),
         }
     )
 

@@ -116,3 +116,25 @@ def test_another_ece_column_is_judged_in_place_of_the_papers():
     assert other.loc["mog_softmax_rises", "verdict"] == "not reproduced"
     assert other.loc["mog_accuracy", "estimate"] == paper.loc["mog_accuracy", "estimate"]  # not an ECE claim
     assert other.loc["mog_softmax_rises", "m"] == paper.loc["mog_softmax_rises", "m"]
+
+
+def test_the_2026_claims_are_judged_apart_and_oriented_as_they_are_stated():
+    """Liu et al.: softmax's classifier accuracy falls with J (a fall is positive);
+    Montreuil et al.: the decoupled surrogate's stays flat. Neither is in the paper's family."""
+    assert not {c.key for c in claims.LATER_CLAIMS} & {c.key for c in claims.CLAIMS}
+    assert {c.source for c in claims.LATER_CLAIMS} == {"Liu et al. (2026)", "Montreuil et al. (2026)"}
+    table = _table({"softmax": 0.0, "decoupled": 0.0})
+    # softmax's classifier falls by 0.01 per expert in every seed (0.03 over J = 1..4); decoupled's is flat
+    fall = np.where(table["method"] == "softmax", 0.01 * table["num_experts"], 0.0)
+    table["classifier_accuracy"] = 0.9 - fall + table["seed"] * 1e-4
+    judged = claims.judge_all("mog", {"increasing_experts": table}, registry=claims.LATER_CLAIMS).set_index("key")
+    under = judged.loc["mog_softmax_underfits"]
+    assert under["estimate"] == pytest.approx(0.03) and under["verdict"] == "reproduced"
+    assert under["statistic"] == "classifier accuracy(J=1) - classifier accuracy(J=4), fitted line"
+    assert under["m"] == claims.MARGINS["classifier_accuracy"]
+    assert judged.loc["mog_decoupled_stable", "verdict"] == "holds"
+    table["classifier_accuracy"] = 0.9 + fall  # a rise is the claim reversed
+    judged = claims.judge_all("mog", {"increasing_experts": table}, registry=claims.LATER_CLAIMS).set_index("key")
+    assert judged.loc["mog_softmax_underfits", "verdict"] == "reversed"
+    # the paper's registry does not judge them
+    assert "mog_softmax_underfits" not in set(claims.judge_all("mog", {"increasing_experts": table})["key"])

@@ -40,7 +40,7 @@ def test_cli_runs_a_study_in_a_subprocess_with_a_quoted_command(tmp_path):
     out = tmp_path / "with space"
     proc = cli("run", "expert_dependence", "--profile", "smoke", "--results-dir", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr
-    rows = 3 * 5 * 4
+    rows = len(METHODS) * 5 * 4
     table = pd.read_csv(out / "mog" / "expert_dependence-smoke.csv")
     assert list(table.columns[: len(REQUIRED)]) == REQUIRED and len(table) == rows
     assert table["ece"].between(0, 1).all() and table["system_accuracy"].between(0, 1).all()
@@ -49,7 +49,7 @@ def test_cli_runs_a_study_in_a_subprocess_with_a_quoted_command(tmp_path):
     prov = json.loads((out / "mog" / "expert_dependence-smoke.json").read_text())
     for key in ("git_commit", "packages", "device", "data_fingerprint", "seeds", "wall_seconds", "configurations"):
         assert key in prov
-    assert prov["seeds"] == [0] and prov["num_rows"] == rows and prov["num_configs"] == 15
+    assert prov["seeds"] == [0] and prov["num_rows"] == rows and prov["num_configs"] == len(METHODS) * 5
     assert shlex.split(prov["command"])[-3:] == ["--results-dir", str(out), "--quiet"]
     bins, _ = results.load_table(out, "mog", "expert_dependence", "smoke", reliability=True)
     assert len(bins) == rows * RELIABILITY_BINS
@@ -76,8 +76,8 @@ def test_cli_increasing_experts_in_process(tmp_path, capsys):
         == 0
     )
     table, prov = results.load_table(tmp_path, "mog", "increasing_experts", "smoke")
-    assert len(table) == 3 * (1 + 3) and set(table["method"]) == set(METHODS)
-    assert "increasing_experts: 12 rows" in capsys.readouterr().out
+    assert len(table) == len(METHODS) * (1 + 3) and set(table["method"]) == set(METHODS)
+    assert f"increasing_experts: {len(METHODS) * 4} rows" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("study,js", [("increasing_experts", [1, 2]), ("specialized_experts", [1, 5])])

@@ -47,7 +47,30 @@ def test_asymmetric_softmax_estimate_is_bounded_and_matches_its_formula():
     # the shared rejector rule: defer to j exactly when psi_j beats the top class probability
     top_class = torch.softmax(logits[:, :4], 1).max(1).values
     beats = est.max(1).values > top_class
-    assert torch.equal(estimators.defer(logits, 4) > 0, beats)
+    assert torch.equal(estimators.defer(logits, 4, "asymmetric_softmax") > 0, beats)
+
+
+def test_decoupled_estimate_and_rejector_compare_probabilities():
+    """sigmoid of the expert's own score; defer exactly when the best expert's probability
+    beats the top class probability, even where the raw scores say otherwise."""
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(400, 7, generator=gen, dtype=torch.float64) * 4
+    est = estimators.expert_correctness(logits, 4, "decoupled")
+    torch.testing.assert_close(est, torch.sigmoid(logits[:, 4:]))
+    top_class = torch.softmax(logits[:, :4], 1).max(1).values
+    best, which = est.max(1)
+    expected = torch.where(best > top_class, which + 1, torch.zeros_like(which))
+    assert torch.equal(estimators.defer(logits, 4, "decoupled"), expected)
+    # the score rule would differ on some rows: the decoupled rule is not the shared one
+    assert not torch.equal(estimators.defer(logits, 4, "ova"), expected)
+    # by hand: classes [2, 0] (top probability 0.881), expert score 1.5 (0.818) -> predict;
+    # score 2.5 (0.924) -> defer, although 2.0 > 1.5 would not have deferred under the score rule
+    hand = torch.tensor([[2.0, 0.0, 1.5], [2.0, 0.0, 2.5], [2.0, 0.0, 1.9]])
+    assert estimators.defer(hand, 2, "decoupled").tolist() == [0, 1, 0]
+    assert estimators.defer(hand, 2, "ova").tolist() == [0, 1, 0]
+    hand = torch.tensor([[3.0, 3.0, 1.0]])  # top class 0.5 < sigmoid(1) = 0.731, score 1 < 3
+    assert estimators.defer(hand, 2, "decoupled").tolist() == [1]
+    assert estimators.defer(hand, 2, "softmax").tolist() == [0]
 
 
 def test_pointwise_minimisers_satisfy_eqs_1_to_3():
@@ -57,7 +80,7 @@ def test_pointwise_minimisers_satisfy_eqs_1_to_3():
     eta = torch.softmax(torch.randn(5, generator=gen, dtype=torch.float64), 0)
     q = torch.rand(3, generator=gen, dtype=torch.float64)
     checks = theory.check_equations(eta, q)
-    for col in ("Eq. 2 estimate", "Eq. 3 estimate", "asymmetric softmax estimate"):
+    for col in ("Eq. 2 estimate", "Eq. 3 estimate", "asymmetric softmax estimate", "decoupled estimate"):
         assert (checks[col] - checks["q_j"]).abs().max() < 1e-6, col
     assert (checks["p*_perp_j (softmax minimiser)"] - checks["Eq. 1: q_j / (1 + sum q)"]).abs().max() < 1e-6
 
@@ -74,8 +97,9 @@ def test_rejector_and_system_predictions():
         ]
     )
     experts = torch.tensor([[0, 0], [2, 1], [0, 1], [2, 2]])
-    assert estimators.defer(logits, 3).tolist() == [0, 1, 2, 0]
-    assert estimators.system_predictions(logits, experts, 3).tolist() == [2, 2, 1, 1]
+    for method in ("softmax", "ova", "asymmetric_softmax"):
+        assert estimators.defer(logits, 3, method).tolist() == [0, 1, 2, 0]
+        assert estimators.system_predictions(logits, experts, 3, method).tolist() == [2, 2, 1, 1]
 
 
 def test_bad_input():
@@ -104,7 +128,7 @@ def test_eq2_reads_each_expert_from_its_own_score_and_the_class_scores_only():
         assert raised[col].loc[2.0, 0] > raised[col].loc[0.0, 0]
 
 
-@pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax"])
+@pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax", "decoupled"])
 def test_the_closed_form_bayes_risk_is_the_minimum_of_the_pointwise_risk(method):
     from l2dlib import theory
 

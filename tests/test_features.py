@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from l2dlib import claims, features, pages
+from l2dlib import METHODS, claims, features, pages
 from l2dlib.__main__ import main
 from l2dlib.batch import load_data, make_batches, train_batch
 from l2dlib.data.cifar10 import synthetic_cifar10
@@ -160,9 +160,9 @@ def test_smoke_runs_of_the_three_studies(tmp_path):
         progress=False,
     )
     assert {s: len(t) for s, t in tables.items()} == {
-        "increasing_experts": 3 * (1 + 2),
-        "expert_dependence": 3 * 2 * 4,
-        "specialized_experts": 3 * (1 + 2),
+        "increasing_experts": len(METHODS) * (1 + 2),
+        "expert_dependence": len(METHODS) * 2 * 4,
+        "specialized_experts": len(METHODS) * (1 + 2),
     }
     for study, table in tables.items():
         assert table["data_label"].str.contains("frozen CNN features").all()

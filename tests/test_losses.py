@@ -1,4 +1,4 @@
-"""Both surrogates against the paper's formulas, written out by hand with plain math."""
+"""The surrogates against their papers' formulas, written out by hand with plain math."""
 
 import math
 
@@ -43,7 +43,29 @@ def test_asymmetric_softmax_loss_matches_formula():
     assert losses.asymmetric_softmax_loss(*_as_tensors()).item() == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax"])
+def test_decoupled_loss_matches_formula():
+    """Montreuil et al.'s decoupled surrogate: class softmax, one sigmoid per expert."""
+    classes = [math.exp(v) for v in G[:3]]
+    expected = -math.log(classes[Y] / sum(classes))
+    for j, mj in enumerate(M):
+        s = 1 / (1 + math.exp(-G[3 + j]))
+        expected -= losses.DECOUPLED_BETA * (math.log(s) if mj == Y else math.log(1 - s))
+    assert losses.decoupled_loss(*_as_tensors()).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_decoupled_heads_share_no_gradient():
+    """The class scores' gradient does not depend on the experts' scores or correctness,
+    and each expert's gradient is sigmoid(g_perp_j) - c_j times beta, its own alone."""
+    g = torch.tensor([G], requires_grad=True)
+    losses.decoupled_loss(g, torch.tensor([Y]), torch.tensor([M])).backward()
+    other = torch.tensor([G[:3] + [-4.0, 7.0]], requires_grad=True)
+    losses.decoupled_loss(other, torch.tensor([Y]), torch.tensor([[2, 1]])).backward()
+    torch.testing.assert_close(g.grad[0, :3], other.grad[0, :3])
+    c = torch.tensor([1.0, 0.0])
+    torch.testing.assert_close(g.grad[0, 3:], losses.DECOUPLED_BETA * (torch.sigmoid(torch.tensor(G[3:])) - c))
+
+
+@pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax", "decoupled"])
 def test_gradients_match_direct_autograd(method):
     """The rearranged losses give the same gradients as the textbook form."""
     g = torch.randn(64, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -58,12 +80,17 @@ def test_gradients_match_direct_autograd(method):
         onehot = torch.nn.functional.one_hot(y, 4).double()
         targets = torch.cat([onehot, c], 1)
         ref = torch.nn.functional.binary_cross_entropy_with_logits(g2, targets, reduction="none").sum(1)
-    else:  # Cao et al.'s psi_j = e^{g_perp_j} / (e^{g_perp_j} + sum_k e^{g_k} - max_k e^{g_k}), per expert
+    elif method == "asymmetric_softmax":
+        # Cao et al.'s psi_j = e^{g_perp_j} / (e^{g_perp_j} + sum_k e^{g_k} - max_k e^{g_k}), per expert
         e = g2.exp()
         rest = e[:, :4].sum(1, keepdim=True) - e[:, :4].max(1, keepdim=True).values
         psi = e[:, 4:] / (e[:, 4:] + rest)
         ref = -torch.log_softmax(g2[:, :4], -1).gather(1, y[:, None]).squeeze(1)
         ref = ref - (c * psi.log() + (1 - c) * (1 - psi).log()).sum(1)
+    if method == "decoupled":  # a cross-entropy over the classes, a logistic loss per expert
+        ref = torch.nn.functional.cross_entropy(g2[:, :4], y, reduction="none")
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(g2[:, 4:], c, reduction="none")
+        ref = ref + losses.DECOUPLED_BETA * bce.sum(1)
     ours = losses.loss_terms(g1.float(), y, m, method)
     ours.sum().backward()
     ref.sum().backward()
@@ -71,7 +98,7 @@ def test_gradients_match_direct_autograd(method):
     torch.testing.assert_close(g1.grad, g2.grad, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax"])
+@pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax", "decoupled"])
 def test_padded_expert_changes_nothing(method):
     """A padded expert (prediction -1, logit masked to -1e4) leaves the loss unchanged."""
     g, y, m = _as_tensors()

@@ -23,7 +23,7 @@ def _splits(data, cfgs):
 def test_stacked_training_matches_training_each_model_alone():
     data = make_mog(points=512, standardize=True)
     cfgs = [(1, 0), (3, 1), (2, 2)]
-    methods = ["softmax", "softmax", "ova"]
+    methods = ["softmax", "decoupled", "ova"]
     config = TrainConfig(max_epochs=2, batch_size=64, lr=0.05, patience=5)
     sp = _splits(data, cfgs)
     stacked = MLP([4 + j for j, _ in cfgs], seeds=[10, 11, 12])
