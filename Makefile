@@ -12,7 +12,7 @@ help:
 	@echo "make test       run the test suite (about 3 minutes on 2 cores)"
 	@echo "make test-fast  the suite without the book build and the subprocess tests (under a minute)"
 	@echo "make lint       ruff: lint and format check"
-	@echo "make figure FIG=1c  remake one of the paper's figures from nothing (3, 1ab, 1c, 1de, 1f, 2) in build/remake/FIG"
+	@echo "make figure FIG=1c  remake one of the paper's figures from nothing (3, 1ab, 1c, 1de, 1f, 2), or redraw a page's from the tables (1, beyond, budget, human, answers), in build/remake/FIG"
 	@echo "make lab        JupyterLab on book/ (study notebooks in book/notebooks) with the project's kernel"
 	@echo "make benchmark  time the MoG studies (benchmarks/mog_study.py)"
 	@echo "make clean      remove the environment, the built book and cached results"
@@ -37,7 +37,7 @@ book: $(STAMP)
 	$(PY) -m l2dlib.book $(if $(PROFILE),--profile $(PROFILE))
 
 figure: $(STAMP)
-	@test -n "$(FIG)" || { echo "usage: make figure FIG=1c (one of 3, 1ab, 1c, 1de, 1f, 2)"; exit 2; }
+	@test -n "$(FIG)" || { echo "usage: make figure FIG=1c (one of 3, 1ab, 1c, 1de, 1f, 2, 1, beyond, budget, human, answers)"; exit 2; }
 	$(PY) -m l2dlib.remake $(FIG)
 
 # As root (containers, CI machines) Jupyter refuses to start without --allow-root.

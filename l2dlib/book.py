@@ -40,12 +40,14 @@ NOTEBOOKS = (
     "notebooks/05_why_the_numbers_differ.ipynb",
     "notebooks/04_beyond_the_paper.ipynb",
     "notebooks/06_real_human_experts.ipynb",
+    "notebooks/07_the_2026_answers.ipynb",
     "figures.ipynb",
     "reproducibility.ipynb",
 )
 _MOG_STUDIES = {"notebooks/01_increasing_experts.ipynb", "notebooks/02_expert_dependence.ipynb"}
 NEEDS = {
     "notebooks/04_beyond_the_paper.ipynb": _MOG_STUDIES,
+    "notebooks/07_the_2026_answers.ipynb": _MOG_STUDIES,
     "figures.ipynb": _MOG_STUDIES,
     "reproducibility.ipynb": set(NOTEBOOKS) - {"reproducibility.ipynb"},
 }
@@ -138,6 +140,12 @@ FIGURES = (
         "The shifted crowd (beyond the paper)",
         "cifar10n/ increasing_experts, shifted_crowd-frozen_features.csv",
         "notebooks/06_real_human_experts",
+    ),
+    (
+        "fig-answers-sweep",
+        "The four methods along J (beyond the paper)",
+        "mog/increasing_experts-PROFILE.csv, cifar10/increasing_experts-frozen_features.csv",
+        "notebooks/07_the_2026_answers",
     ),
 )
 

@@ -84,6 +84,7 @@ def study_figure(study: str, loaded, figures_dir) -> str:
         "CIFAR-10H annotators, CIFAR-10N workers. Mean over seeds with a band of one standard deviation."
         + (f" Missing: {missing}" if missing else ""),
         missing,
+        remake_fig="human",
     )
 
 
@@ -150,6 +151,7 @@ def reliability_figure(loaded, figures_dir) -> str:
         "Reliability diagrams of one human expert (J = 1): observed frequency with which the person was right "
         "against the estimate, per bin of 0.05, pooled over seeds.",
         "",
+        remake_fig="human",
     )
 
 
@@ -237,6 +239,7 @@ def shift_markdown(loaded, figures_dir) -> dict[str, str]:
         "The shifted crowd: heads trained with J CIFAR-10N workers, judged with workers like them on held-out "
         "training images (solid) and with J CIFAR-10H annotators on the test images (dashed). Means over seeds.",
         missing,
+        remake_fig="human",
     )
     return {"table": table_markdown(shown), "figure": figure, "text": shift_sentence(table)}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import claims, report, results
+from . import claims, remake, report, results
 from .profiles import get_profile, profile_for
 from .results import find_table
 from .runner import run_studies
@@ -53,16 +53,27 @@ def missing_results(study: str, dataset: str, profile: str) -> str:
     return f"No {dataset} results for profile `{profile}` exist yet (`{command}`)."
 
 
-def figure_block(table: pd.DataFrame | None, path: str, name: str | None, alt: str, caption: str, missing: str) -> str:
-    """A page's MyST figure of committed results; where ``table`` is None, a note saying what
-    is missing and how to make it instead of a figure of empty frames (the label ``name``
-    stays, so links to the figure still land on the note)."""
+def figure_block(
+    table: pd.DataFrame | None,
+    path: str,
+    name: str | None,
+    alt: str,
+    caption: str,
+    missing: str,
+    *,
+    remake_fig: str | None = None,
+) -> str:
+    """A page's MyST figure of committed results, with the "Remake this figure" box of
+    ``remake_fig`` under it (:mod:`l2dlib.remake`); where ``table`` is None, a note saying
+    what is missing and how to make it instead of a figure of empty frames (the label
+    ``name`` stays, so links to the figure still land on the note)."""
     target = f"({name})=\n" if name else ""
     if table is None:
         return f"{target}:::{{admonition}} Not drawn: no results yet\n:class: note\n{missing}\n:::\n"
     label = f":name: {name}\n" if name else ""
+    box = "" if remake_fig is None else "\n" + remake.box_markdown(remake_fig)
     # A width makes Sphinx link the image to its full-resolution file.
-    return f"```{{figure}} {path}\n{label}:width: 100%\n:alt: {alt}\n\n{caption}\n```\n"
+    return f"```{{figure}} {path}\n{label}:width: 100%\n:alt: {alt}\n\n{caption}\n```\n{box}"
 
 
 def describe_results(
@@ -318,6 +329,7 @@ def budget_page(results_dir, profile: str, cifar_profile: str | None, figures_di
         "our schedule and the authors' sit (their committed increasing-experts tables). Dotted: the paper's Fig. 1 "
         "(a), mean over J (its distance is unknown). " + missing,
         missing or "No training_budget results.",
+        remake_fig="budget",
     )
     for dataset, table in present.items():
         judged = budget.judge(table, dataset)
@@ -420,6 +432,7 @@ def cifar_calibration(results_dir, cifar_profile: str | None, figures_dir) -> di
         "Two reliability diagrams for CIFAR-10, one line per method, against the diagonal of perfect calibration",
         f"Reliability diagrams on CIFAR-10 ({regime}), pooled over seeds.",
         missing,
+        remake_fig="beyond",
     )
     blocks["degeneracy"] = figure_block(
         inc if have else None,
@@ -430,6 +443,7 @@ def cifar_calibration(results_dir, cifar_profile: str | None, figures_dir) -> di
         f"CIFAR-10 ({regime}). Top: increasing experts; bottom: expert dependence (random expert). Left: fraction "
         "of softmax estimates above 1. Middle: ECE without the cap. Right: Brier score of the capped estimates.",
         missing,
+        remake_fig="beyond",
     )
     blocks["cap_table"] = table_markdown(cap_table(inc) if inc is not None else None, missing or "*(No results.)*")
     return blocks

@@ -10,6 +10,9 @@ the executed notebook land in the folder (default ``build/remake/FIG``).
 
 Each study page shows its figures' commands in a "Remake this figure" box
 (:func:`box_markdown`), with the time this module measured on 2 cores (:data:`MEASURED`).
+The figures beyond the paper's, drawn from the committed tables (:data:`REDRAWS`), get a
+box that redraws them from those tables (``make figure FIG=beyond``); the commands that made
+the tables, with their wall times, are in the tables' provenance.
 """
 
 from __future__ import annotations
@@ -52,16 +55,49 @@ REMAKES = {
     ),
     "2": Remake("fig-2", "notebooks/03_specialized_experts.ipynb", "figure2_cifar10.png", "specialized_experts"),
 }
+
+
+@dataclass(frozen=True)
+class Redraw:
+    """A page whose figures come from the committed tables: its notebook (under book/) and
+    the PNGs it writes under its figures_dir."""
+
+    notebook: str
+    pngs: tuple[str, ...]
+
+
+REDRAWS = {
+    "1": Redraw("figures.ipynb", ("figure1.png",)),
+    "beyond": Redraw(
+        "notebooks/04_beyond_the_paper.ipynb",
+        ("reliability_mog.png", "degeneracy_mog.png", "reliability_cifar10.png", "degeneracy_cifar10.png"),
+    ),
+    "budget": Redraw("notebooks/05_why_the_numbers_differ.ipynb", ("training_budget.png",)),
+    "human": Redraw(
+        "notebooks/06_real_human_experts.ipynb",
+        tuple(
+            f"human_{name}.png"
+            for name in ("increasing_experts", "expert_dependence", "specialized_experts", "reliability", "shift")
+        ),
+    ),
+    "answers": Redraw("notebooks/07_the_2026_answers.ipynb", ("answers_sweep.png",)),
+}
+FIGURES = (*REMAKES, *REDRAWS)  # what `make figure FIG=...` accepts
 # Wall seconds of `python -m l2dlib.remake FIG`, one run each, back to back on an idle 2-core
 # machine (2026-12-01, the offline CIFAR-10 copy); None where not measured.
-MEASURED: dict[str, float | None] = {"3": 7, "1ab": 44, "1c": 33, "1de": 208, "1f": 146, "2": 123}
+MEASURED: dict[str, float | None] = {"3": 7, "1ab": 44, "1c": 33, "1de": 208, "1f": 146, "2": 123} | dict.fromkeys(
+    REDRAWS
+)
 
 
 def commands(fig: str, folder: str = "remake") -> list[str]:
     """The shell commands that remake figure ``fig`` into ``folder`` (relative to the
     repository's root, where they run), as the box shows them."""
     r = _check(fig)
-    out = [f"R=$PWD/{shlex.quote(folder)}; mkdir -p $R"]  # absolute: the notebook runs in book/notebooks
+    out = [f"R=$PWD/{shlex.quote(folder)}; mkdir -p $R"]  # absolute: the notebook runs in its own folder
+    if isinstance(r, Redraw):
+        cwd = Path("book", r.notebook).parent.as_posix()
+        return out + [f"papermill book/{r.notebook} $R/{Path(r.notebook).stem}.ipynb -p figures_dir $R --cwd {cwd}"]
     if r.cifar_study:
         out += [
             "mkdir -p $R/cifar10 && cp results/cifar10/extractor-*.pt $R/cifar10/",
@@ -94,21 +130,25 @@ def parameters(r: Remake) -> dict:
 
 def box_markdown(fig: str) -> str:
     """The collapsed "Remake this figure" box under a figure (MyST)."""
-    _check(fig)
+    r = _check(fig)
     seconds = MEASURED[fig]
     took = (
         f"Measured: {seconds:.0f} s on 2 CPU cores."
         if seconds is not None
         else "Its time on 2 CPU cores has not been measured yet."
     )
-    cifar = " It needs CIFAR-10 under `data/` (see the README)." if REMAKES[fig].cifar_study else ""
     lines = "\n".join(commands(fig))
-    return (
-        f":::{{dropdown}} Remake this figure\n"
-        f"From the repository's root, training seed {SEED} afresh into `remake/` (or `make figure FIG={fig}`, "
-        f"which uses `build/remake/{fig}`). {took}{cifar}\n\n"
-        f"```bash\n{lines}\n```\n:::\n"
-    )
+    where = f"(or `make figure FIG={fig}`, which uses `build/remake/{fig}`)"
+    if isinstance(r, Redraw):
+        what = (
+            f"This figure is drawn from the committed tables. From the repository's root, this redraws it from them "
+            f"into `remake/` {where}. {took} The commands that made the tables, with their wall times, are in each "
+            "table's provenance ({doc}`/reproducibility`); the same commands with `--force` recompute them."
+        )
+    else:
+        cifar = " It needs CIFAR-10 under `data/` (see the README)." if r.cifar_study else ""
+        what = f"From the repository's root, training seed {SEED} afresh into `remake/` {where}. {took}{cifar}"
+    return f":::{{dropdown}} Remake this figure\n{what}\n\n```bash\n{lines}\n```\n:::\n"
 
 
 def run(fig: str, folder: Path | None = None) -> Path:
@@ -122,6 +162,16 @@ def run(fig: str, folder: Path | None = None) -> Path:
     if folder.exists():
         shutil.rmtree(folder)  # from nothing, every time
     folder.mkdir(parents=True)
+    if isinstance(r, Redraw):
+        notebook = REPO / "book" / r.notebook
+        papermill.execute_notebook(
+            str(notebook),
+            str(folder / notebook.name),
+            parameters={"figures_dir": str(folder)},
+            cwd=str(notebook.parent),
+            progress_bar=False,
+        )
+        return folder / r.pngs[0]
     if r.cifar_study:
         (folder / "cifar10").mkdir()
         for weights in (REPO / "results" / "cifar10").glob("extractor-*.pt"):
@@ -141,15 +191,17 @@ def run(fig: str, folder: Path | None = None) -> Path:
     return folder / r.png
 
 
-def _check(fig: str) -> Remake:
-    if fig not in REMAKES:
-        raise ValueError(f"unknown figure {fig!r}: expected one of {', '.join(REMAKES)}")
-    return REMAKES[fig]
+def _check(fig: str) -> Remake | Redraw:
+    if fig not in FIGURES:
+        raise ValueError(f"unknown figure {fig!r}: expected one of {', '.join(FIGURES)}")
+    return REMAKES.get(fig) or REDRAWS[fig]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m l2dlib.remake", description=__doc__.split("\n\n")[0])
-    parser.add_argument("figure", choices=list(REMAKES), help="which figure (the paper's numbering)")
+    parser.add_argument(
+        "figure", choices=list(FIGURES), help="which figure: the paper's numbering, or a page's beyond the paper"
+    )
     parser.add_argument("--folder", type=Path, help="where (default build/remake/FIGURE; emptied first)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()

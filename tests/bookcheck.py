@@ -47,6 +47,7 @@ PAGES = [
     "notebooks/04_beyond_the_paper.html",
     "notebooks/05_why_the_numbers_differ.html",
     "notebooks/06_real_human_experts.html",
+    "notebooks/07_the_2026_answers.html",
 ]
 
 

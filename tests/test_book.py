@@ -88,6 +88,9 @@ def test_study_results_and_figures_were_written(built):
     assert inc.count("Remake this figure") == 2 and "FIG=1ab" in inc
     human = (html / "notebooks" / "06_real_human_experts.html").read_text()
     assert "plain crowd member" in human and "CC BY-NC-SA 4.0" in human and "goes from" in human
+    answers = (html / "notebooks" / "07_the_2026_answers.html").read_text()
+    assert "Softmax’s classifier accuracy falls as J grows" in answers  # the registry's claim (smart quote)
+    assert "PiCCE is not here" in answers and "Montreuil et al. (2026)" in answers and "classifier accuracy" in answers
     for page in html.rglob("*.html"):
         assert "unpkg.com" not in page.read_text(), f"{page} references thebe on a CDN"
         assert "IProgress not found" not in page.read_text(), f"{page} shows a tqdm widget warning"
