@@ -359,7 +359,8 @@ def _later_claims() -> tuple[Claim, ...]:
     """What the 2026 papers claim about adding experts, on every dataset's J-sweep: the
     classifier underfits under softmax (Liu et al.; their remedy, PiCCE, is not built: its
     loss could not be found in enough detail), and the decoupled surrogate stays stable
-    (Montreuil et al.). Judged on classifier accuracy, as Liu et al. measure it."""
+    (Montreuil et al.). Judged on the classifier's own accuracy: the underfitting they describe is
+    the classifier's."""
     out = []
     for ds in ("mog", "cifar10", *HUMAN_DATASETS):
         out += [

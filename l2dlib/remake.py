@@ -84,10 +84,20 @@ REDRAWS = {
 }
 FIGURES = (*REMAKES, *REDRAWS)  # what `make figure FIG=...` accepts
 # Wall seconds of `python -m l2dlib.remake FIG`, one run each, back to back on an idle 2-core
-# machine (2026-12-01, the offline CIFAR-10 copy); None where not measured.
-MEASURED: dict[str, float | None] = {"3": 7, "1ab": 44, "1c": 33, "1de": 208, "1f": 146, "2": 123} | dict.fromkeys(
-    REDRAWS
-)
+# machine (2026-12-01, the offline CIFAR-10 copy, the four methods); None where not measured.
+MEASURED: dict[str, float | None] = {
+    "3": 10,
+    "1ab": 56,
+    "1c": 40,
+    "1de": 249,
+    "1f": 175,
+    "2": 146,
+    "1": 11,
+    "beyond": 14,
+    "budget": 9,
+    "human": 10,
+    "answers": 12,
+}
 
 
 def commands(fig: str, folder: str = "remake") -> list[str]:

@@ -236,6 +236,21 @@ def test_a_study_page_honours_a_grid_and_a_schedule_of_its_own(tmp_path, noteboo
     assert (table["max_epochs"] == 2).all() and (table["lr"] == 0.1).all() and (table["best_epoch"] <= 2).all()
 
 
+def test_every_drawn_figure_has_a_remake_box_under_it(built):
+    _, html = built
+    labels = {label for label, *_ in book.FIGURES}
+    drawn = 0
+    for page in [html / "figures.html", *(html / "notebooks").glob("*.html")]:
+        text = page.read_text()
+        parts = re.split(r'<figure class="[^"]*" id="', text)[1:]  # each drawn figure, up to the next one
+        for part in parts:
+            label = part.split('"', 1)[0]
+            assert label in labels, f"{page.name}: figure {label} is not in book.FIGURES"
+            assert "Remake this figure" in part.split("</figure>", 1)[1], f"{page.name}: {label}"
+            drawn += 1
+    assert drawn >= 5  # the smoke build draws the MoG figures at least
+
+
 def test_the_budget_page_shows_its_levels_as_a_table(built):
     _, html = built
     page = (html / "notebooks" / "05_why_the_numbers_differ.html").read_text()
