@@ -25,7 +25,7 @@ from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 from . import METHODS, files, results
 from .batch import BatchResult, cache_batch, load_data, make_batches, run_key
 from .data import Dataset
-from .pool import device_description, train_all
+from .pool import device_description, train_all, worker_count
 from .profiles import Profile, profile_for, resolve_device
 from .studies import STUDIES, RunConfig, check_methods, check_options, check_seeds, study_configs
 from .tables import Record, assemble, gather, make_provenance
@@ -162,7 +162,8 @@ def run_studies(
         # Train what the gathered tables lack, then write each table that changed.
         env = results.environment()
         num_classes = data_of(next(iter(grids.values()))[0].data_seed).num_classes
-        batches = make_batches(todo, prof, num_classes)
+        workers = worker_count(prof, dev, len(todo)) if executor == "local" else 1
+        batches = make_batches(todo, prof, num_classes, workers=workers)
         device_text = device_description(dev, prof, len(batches)) if executor == "local" else f"{executor} jobs"
         total = sum(len(st.configs) for st in states.values())
         bar = tqdm(

@@ -107,6 +107,20 @@ def test_batches_hold_one_output_width_each():
         B.train_batch([cfgs[0], cfgs[3]], B.load_data(PROFILE, torch.device("cpu")), PROFILE)
 
 
+def test_batches_keep_every_worker_busy_to_the_end():
+    """Five stacks on two workers would leave one idle for the last round: the stacks of a
+    group come in a multiple of the workers, as even as they can be, never empty."""
+    cfgs = study_configs(
+        "increasing_experts", "mog", "smoke", seeds=list(range(5)), num_experts=[1, 2, 3, 4, 5, 6, 7, 8]
+    )
+    prof = dataclasses.replace(PROFILE, max_models_per_batch=32)
+    assert len(cfgs) == 160 and len(B.make_batches(cfgs, prof, 4)) == 5
+    batches = B.make_batches(cfgs, prof, 4, workers=2)
+    assert len(batches) == 6 and {len(b) for b in batches} == {26, 27}
+    assert sorted(c.identity for b in batches for c in b) == sorted(c.identity for c in cfgs)
+    assert len(B.make_batches(cfgs[:1], prof, 4, workers=2)) == 1  # one configuration: one stack
+
+
 def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
     clean = _run(tmp_path, "clean", seeds=[0], num_experts=[1, 2, 3])
     small = dataclasses.replace(PROFILE, max_models_per_batch=2)
