@@ -13,8 +13,12 @@ import os
 from . import METHODS
 from .studies import AXES, DEFAULT_EXPERT_PS
 
-GRIDS = {"increasing_experts": tuple(range(1, 9)), "expert_dependence": DEFAULT_EXPERT_PS}
-LETTERS = {"increasing_experts": "ab", "expert_dependence": "c"}
+GRIDS = {
+    "increasing_experts": tuple(range(1, 9)),
+    "authors_experts": tuple(range(1, 9)),
+    "expert_dependence": DEFAULT_EXPERT_PS,
+}
+LETTERS = {"increasing_experts": "ab", "authors_experts": "ab", "expert_dependence": "c"}
 
 
 def live() -> bool:

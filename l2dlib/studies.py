@@ -108,6 +108,20 @@ AXES = {
 }
 
 
+#: The increasing-experts study's choice of expert on MoG, as the notebook's ``experts``
+#: parameter names it -> the study (the CLI's name) that adds J such experts.
+J_SWEEP_EXPERTS = {
+    "oracle": "increasing_experts",  # the paper's: oracles on clusters 2, 3 (Figure 1 a, b)
+    "authors": "authors_experts",  # the expert of the authors' MoG script
+}
+
+
+def j_sweep_study(experts: str) -> str:
+    """The study that adds J experts of kind ``experts`` (:data:`J_SWEEP_EXPERTS`)."""
+    check_choice("experts", experts if isinstance(experts, str) else repr(experts), J_SWEEP_EXPERTS)
+    return J_SWEEP_EXPERTS[experts]
+
+
 # Schedule settings a configuration may set for itself (the training_budget study does):
 # None takes the profile's. The cache key hashes the schedule that results either way.
 SCHEDULE = ("max_epochs", "lr", "patience")

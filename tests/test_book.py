@@ -236,6 +236,26 @@ def test_a_study_page_honours_a_grid_and_a_schedule_of_its_own(tmp_path, noteboo
     assert (table["max_epochs"] == 2).all() and (table["lr"] == 0.1).all() and (table["best_epoch"] <= 2).all()
 
 
+def test_the_increasing_experts_page_adds_the_experts_it_is_asked_for(tmp_path):
+    import papermill
+
+    params = {"profile": "smoke", "methods": ["softmax", "ova"], "num_experts": [1, 2], "experts": "authors"}
+    params |= {"results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path)}
+    source = book.REPO / "book" / "notebooks" / "01_increasing_experts.ipynb"
+    papermill.execute_notebook(source, tmp_path / "out.ipynb", parameters=params, cwd=source.parent, progress_bar=False)
+    table = pd.read_csv(tmp_path / "results" / "mog" / "authors_experts-smoke.csv")
+    assert set(table["expert_kind"]) == {"authors"} and sorted(table["num_experts"].unique()) == [1, 2]
+    assert not (tmp_path / "results" / "mog" / "increasing_experts-smoke.csv").exists()
+    with pytest.raises(papermill.PapermillExecutionError, match="unknown experts 'crowd'"):
+        papermill.execute_notebook(
+            source,
+            tmp_path / "bad.ipynb",
+            parameters=params | {"experts": "crowd"},
+            cwd=source.parent,
+            progress_bar=False,
+        )
+
+
 def test_every_drawn_figure_has_a_remake_box_under_it(built):
     _, html = built
     labels = {label for label, *_ in book.FIGURES}
