@@ -96,3 +96,45 @@ def _threads():
     import torch
 
     torch.set_num_threads(1 if _book and _book["proc"].poll() is None else 2)
+
+
+def _image_rows(start: int, n: int):
+    """Rows [n, 3072] in the official channel-planar layout: image i's pixel (c, h, w) is
+    (i + 7c + h) % 256, so its index and the layout can be read back."""
+    import numpy as np
+
+    i = np.arange(start, start + n).reshape(n, 1, 1, 1)
+    c = np.arange(3).reshape(1, 3, 1, 1)
+    h = np.arange(32).reshape(1, 1, 32, 1)
+    return np.broadcast_to((i + 7 * c + h) % 256, (n, 3, 32, 32)).astype(np.uint8).reshape(n, 3072)
+
+
+@pytest.fixture
+def write_fake_cifar10():
+    """A writer of fake CIFAR-10 files, ``per_batch`` images in each of the six batch files,
+    in the official pickle format (bytes keys, protocol 2), under ``folder``/cifar-10-batches-py."""
+    import pickle
+
+    from l2dlib.data import cifar10
+
+    def write(folder: Path, per_batch: int) -> Path:
+        root = folder / "cifar-10-batches-py"
+        root.mkdir(parents=True)
+        names = [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]
+        for k, name in enumerate(names):
+            start = k * per_batch
+            batch = {
+                b"batch_label": name.encode(),
+                b"data": _image_rows(start, per_batch),
+                b"labels": [(start + j) % 10 for j in range(per_batch)],
+                b"filenames": [f"{start + j}.png".encode() for j in range(per_batch)],
+            }
+            # As the official files (numpy 1): the array is rebuilt by numpy.core.multiarray.
+            blob = pickle.dumps(batch, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            (root / name).write_bytes(blob)
+        (root / "batches.meta").write_bytes(
+            pickle.dumps({b"label_names": [c.encode() for c in cifar10.CLASSES]}, protocol=2)
+        )
+        return folder
+
+    return write

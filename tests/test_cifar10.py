@@ -2,7 +2,6 @@ import hashlib
 import pickle
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,36 +15,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:the CIFAR-10 files:UserWarning")
 PER_BATCH = 20  # images per fake batch file: 100 train, 20 test
 
 
-def _image_rows(start: int, n: int) -> np.ndarray:
-    """Rows [n, 3072] in the official channel-planar layout: image i's pixel (c, h, w) is
-    (i + 7c + h) % 256, so its index and the layout can be read back."""
-    i = np.arange(start, start + n).reshape(n, 1, 1, 1)
-    c = np.arange(3).reshape(1, 3, 1, 1)
-    h = np.arange(32).reshape(1, 1, 32, 1)
-    return np.broadcast_to((i + 7 * c + h) % 256, (n, 3, 32, 32)).astype(np.uint8).reshape(n, 3072)
-
-
 @pytest.fixture
-def fake_dir(tmp_path, monkeypatch):
-    """Small batch files in the official pickle format (bytes keys, protocol 2); nothing
-    may touch the network, and the once-per-process warning starts unissued."""
-    root = tmp_path / "cifar-10-batches-py"
-    root.mkdir()
-    names = [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]
-    for k, name in enumerate(names):
-        start = k * PER_BATCH
-        batch = {
-            b"batch_label": name.encode(),
-            b"data": _image_rows(start, PER_BATCH),
-            b"labels": [(start + j) % 10 for j in range(PER_BATCH)],
-            b"filenames": [f"{start + j}.png".encode() for j in range(PER_BATCH)],
-        }
-        # As the official files (numpy 1): the array is rebuilt by numpy.core.multiarray.
-        blob = pickle.dumps(batch, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
-        (root / name).write_bytes(blob)
-    (root / "batches.meta").write_bytes(
-        pickle.dumps({b"label_names": [c.encode() for c in cifar10.CLASSES]}, protocol=2)
-    )
+def fake_dir(tmp_path, monkeypatch, write_fake_cifar10):
+    """Small batch files in the official pickle format (conftest's ``write_fake_cifar10``);
+    nothing may touch the network, and the once-per-process warning starts unissued."""
+    write_fake_cifar10(tmp_path, PER_BATCH)
     monkeypatch.setattr(cifar10, "download_cifar10", _no_network)
     cifar10.warn_again()
     return tmp_path

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Commands not run by this file: make book and make test (CI runs both, the suite builds the
 # book), make figure (its commands are the remake boxes', one run below), make lab (an
 # interactive server) and the offline data's converter (a script beside the data, not ours).
-# The l2dlib commands are all parsed; the features command, which needs CIFAR-10, only that.
+# The l2dlib commands are all parsed; the runs, and the features command on fake CIFAR-10
+# files with a one-epoch extractor, are executed.
 RUN_ELSEWHERE = (
     "make book",
     "make test",
@@ -101,6 +102,34 @@ def test_each_run_command_runs_in_smoke_form(command, tmp_path, monkeypatch):
     monkeypatch.setenv("L2D_RESULTS_DIR", str(tmp_path))
     args = smoke_form(shlex.split(command)[3:], tmp_path)
     assert main(args) == 0, args
+
+
+FEATURES = [c for c in L2DLIB if shlex.split(c)[3] == "features"]
+
+
+@pytest.mark.filterwarnings("ignore:the CIFAR-10 files:UserWarning")
+@pytest.mark.parametrize("command", FEATURES)
+def test_the_features_command_runs_in_smoke_form(command, tmp_path, monkeypatch, write_fake_cifar10, capsys):
+    """As written, on fake CIFAR-10 files (300 images per batch) and a one-epoch extractor of
+    small widths: it trains the extractor, caches every split's features and says where."""
+    import dataclasses
+
+    from l2dlib import profiles
+    from l2dlib.data import cifar10
+    from l2dlib.features import ExtractorConfig
+
+    write_fake_cifar10(tmp_path / "data", 300)
+    monkeypatch.setattr(cifar10, "download_cifar10", lambda *a, **k: pytest.fail("no network in tests"))
+    real = profiles.get_profile
+    tiny = ExtractorConfig(widths=(8, 8, 8), epochs=1, batch_size=64)
+    monkeypatch.setattr(profiles, "get_profile", lambda d, p: dataclasses.replace(real(d, p), extractor=tiny))
+    args = shlex.split(command)[3:]
+    args[args.index("--data-dir") + 1] = str(tmp_path / "data")
+    assert main([*args, "--results-dir", str(tmp_path / "results"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "8 features per image" in out and "extractor test accuracy" in out
+    folder = tmp_path / "results" / "cifar10"
+    assert len(list(folder.glob("extractor-*.pt"))) == 1 and list((folder / "cache").glob("features-*.pt"))
 
 
 @pytest.mark.slow
