@@ -201,7 +201,15 @@ def reliability_diagram(bins: pd.DataFrame, ax: plt.Axes, *, title: str = "") ->
     for method in [m for m in COLORS if m in set(pooled["method"])]:
         d = pooled[pooled["method"] == method]
         share = d["count"] / d["count"].sum()
-        ax.plot(d["c_sum"] / d["count"], d["a_sum"] / d["count"], color=COLORS[method], lw=1, label=LABELS[method])
+        ax.plot(
+            d["c_sum"] / d["count"],
+            d["a_sum"] / d["count"],
+            color=COLORS[method],
+            lw=1,
+            marker=MARKERS[method],
+            ms=3,
+            label=LABELS[method],
+        )
         ax.scatter(
             d["c_sum"] / d["count"],
             d["a_sum"] / d["count"],
@@ -357,9 +365,10 @@ def budget_panel(
         for method in ("softmax", "ova"):
             ax.axhline(float(np.mean(PAPER_FIG1A[method])), color=COLORS[method], ls=":", lw=1.2)
         ax.plot([], [], color="0.3", ls=":", label="the paper's Fig. 1 (a), mean over J")
-    markers = {"our schedule": "o", "the authors' schedule": "s"}
-    for method, d in levels.groupby("method", sort=False):
-        d = d.sort_values("distance")
+    # Open stars and plus signs: no method's marker, so a schedule is never read as a method.
+    markers = {"our schedule": "*", "the authors' schedule": "P"}
+    for method in [m for m in COLORS if m in set(levels["method"])]:
+        d = levels[levels["method"] == method].sort_values("distance")
         x = d["distance"].clip(lower=DISTANCE_FLOOR)
         ax.scatter(
             x,
@@ -372,10 +381,10 @@ def budget_panel(
         ax.plot([], [], color=COLORS[method], marker=MARKERS[method], ls="", label=LABELS[method])
     for name, points in (references or {}).items():
         for method, (distance, ece) in points.items():
-            marker = markers.get(name, "D")
+            marker = markers.get(name, "h")
             x = max(distance, DISTANCE_FLOOR)
             ax.scatter(x, ece, s=90, marker=marker, facecolors="none", edgecolors=COLORS[method], lw=1.6)
-        ax.plot([], [], color="0.3", marker=markers.get(name, "D"), mfc="none", ls="", label=name)
+        ax.plot([], [], color="0.3", marker=markers.get(name, "h"), mfc="none", ls="", label=name)
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("ECE (oracles, mean over J)")
