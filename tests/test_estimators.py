@@ -161,3 +161,20 @@ def test_the_bayes_risk_of_a_mixture_is_the_mean_of_its_pointwise_minima():
     q = torch.from_numpy(mog.expert_correct_prob(experts, post))
     by_point = [float(theory.minimal_risk(torch.from_numpy(p), qi, "softmax")) for p, qi in zip(post, q)]
     assert mog.bayes_risk(post, experts, "softmax") == pytest.approx(np.mean(by_point), rel=1e-12)
+
+
+def test_the_decoupled_minimiser_recovers_the_class_posterior_and_every_expert_on_a_grid():
+    """Montreuil et al.'s consistency, numerically: at the pointwise minimiser the class
+    softmax is eta and each sigmoid is q_j, over a small grid of (eta, q); the rejector
+    read off it is then the Bayes rule max_j q_j > max_k eta_k."""
+    from l2dlib import theory
+
+    for top in (0.4, 0.7, 0.9):
+        eta = torch.tensor([top, (1 - top) * 0.75, (1 - top) * 0.25], dtype=torch.float64)
+        for q in ([0.1, 0.5], [0.6, 0.95], [0.85, 0.3]):
+            q = torch.tensor(q, dtype=torch.float64)
+            g = theory.minimise_pointwise_risk(eta, q, "decoupled")
+            torch.testing.assert_close(torch.softmax(g[:3], 0), eta, atol=1e-6, rtol=0)
+            torch.testing.assert_close(estimators.expert_correctness(g[None], 3, "decoupled")[0], q, atol=1e-6, rtol=0)
+            bayes = int(q.argmax()) + 1 if q.max() > eta.max() else 0
+            assert int(estimators.defer(g[None], 3, "decoupled")[0]) == bayes
