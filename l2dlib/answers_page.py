@@ -192,6 +192,9 @@ def answers_page(results_dir, figures_dir, mog_profile: str = "paper", cifar_pro
     """Every block the page glues (name -> Markdown); ``cifar_profile`` None: the CPU regime's."""
     loaded = load(results_dir, mog_profile, cifar_profile or "frozen_features")
     out = {"verdicts": verdicts_markdown(loaded), "bottom_line": bottom_line(loaded)}
+    mog = loaded["mog", loaded["mog"], "increasing_experts"][0]
+    known = mog is not None and "bayes_classifier_accuracy" in mog and mog["bayes_classifier_accuracy"].notna().any()
+    out["bayes"] = f"{mog['bayes_classifier_accuracy'].mean():.4f}" if known else "unknown here"
     out["sweep"] = sweep_figure(loaded, figures_dir)
     for metric in METRICS:
         out[f"ends_{metric}"] = ends_markdown(loaded, metric)
