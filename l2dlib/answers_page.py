@@ -63,12 +63,13 @@ def verdicts_markdown(loaded) -> str:
     rows = []
     for (dataset, profile, study), (table, _) in _tables(loaded).items():
         if study == "increasing_experts":
-            judged = claims.judge_all(dataset, {study: table}, registry=claims.LATER_CLAIMS).set_index("key")
-            rows.append((claims.regime_name(dataset, profile, short=True), dataset, judged))
+            judged = claims.judge_all(dataset, {study: table}, registry=claims.LATER_CLAIMS)
+            if not judged.empty:  # a table without the claims' methods judges nothing
+                rows.append((claims.regime_name(dataset, profile, short=True), dataset, judged.set_index("key")))
     if not rows:
         return "*(No increasing-experts tables are committed yet.)*"
     shown = [c for c in claims.LATER_CLAIMS if c.dataset == "mog"]  # one column per claim, in registry order
-    head = " | ".join(f"{c.text} ({c.source}; *m* = {c.margin:g})" for c in shown)
+    head = " | ".join(f"{c.text} ({c.source})" for c in shown)  # every *m*: the prose's 0.005
     lines = [f"| regime | {head} |", "|" + " --- |" * (1 + len(shown))]
     for name, dataset, judged in rows:
         cells = []
@@ -93,7 +94,7 @@ def ends(table: pd.DataFrame, metric: str) -> pd.DataFrame:
         d = per.loc[method]
         row = {"method": method, "lo": lo, "hi": hi}
         for name, values in (("at lo", d[lo]), ("at hi", d[hi]), ("change", d[hi] - d[lo])):
-            mean, low, _ = stats.mean_ci(values.dropna())
+            mean, low, _ = stats.mean_ci(values.dropna())  # nan where the method lacks that J
             row[name] = (mean, mean - low)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -116,7 +117,7 @@ def ends_markdown(loaded, metric: str) -> str:
         lo, hi = next(iter(by.values()))["lo"], next(iter(by.values()))["hi"]
         cells = [
             "-"
-            if m not in by
+            if m not in by or not np.isfinite(by[m]["change"][0])
             else f"{by[m]['at lo'][0]:.4f} → {by[m]['at hi'][0]:.4f} ({_pm(by[m]['change'], sign=True)})"
             for m in methods
         ]

@@ -69,8 +69,9 @@ def asymmetric_softmax_loss(logits: Tensor, y: Tensor, expert_preds: Tensor) -> 
 
 
 #: The decoupled surrogate's weight on each expert's logistic term, beta = lambda / J held
-#: fixed as J grows: the regime in which Montreuil et al. (2026) bound the excess risk with a
-#: constant that does not grow with J. 1 weighs each expert's term as the classifier's.
+#: fixed as J grows: the regime in which, their abstract says, Montreuil et al. (2026) bound
+#: the excess risk with a constant that does not grow with J. 1 weighs each expert's term as
+#: the classifier's.
 DECOUPLED_BETA = 1.0
 
 

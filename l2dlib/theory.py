@@ -1,4 +1,4 @@
-"""Pointwise (conditional) risks of both surrogates, for checking Eqs. 1-3 numerically.
+"""Pointwise (conditional) risks of the surrogates, for checking Eqs. 1-3 numerically.
 
 At one x, with eta_k = P(y = k | x) and q_j = P(m_j = y | x), the expected softmax loss is
 Eq. 4 of the paper's appendix,

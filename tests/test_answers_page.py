@@ -61,9 +61,8 @@ def test_the_verdicts_table_judges_the_later_claims():
     assert judged.loc["mog_softmax_underfits", "verdict"] == "reproduced"
     assert judged.loc["mog_decoupled_stable", "verdict"] == "holds"
     assert "+0.0300 [+0.0300, +0.0300]: **reproduced**" in text and ": **holds**" in text
-    assert (
-        text.count("\n") == 2
-    )  # the header, its rule and one regime    assert "Liu et al. (2026)" in text and "Montreuil et al. (2026)" in text
+    assert text.count("\n") == 2  # the header, its rule and one regime
+    assert "Liu et al. (2026)" in text and "Montreuil et al. (2026)" in text
     ends = answers_page.ends_markdown(loaded, "classifier_accuracy")
     assert "| J-sweep | Softmax | Decoupled |" in ends
     # softmax: 0.9 - 0.01 J + 0.001 seed, seeds 0-3: 0.8915 at J = 1, 0.8615 at J = 4

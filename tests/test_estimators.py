@@ -63,12 +63,12 @@ def test_decoupled_estimate_and_rejector_compare_probabilities():
     assert torch.equal(estimators.defer(logits, 4, "decoupled"), expected)
     # the score rule would differ on some rows: the decoupled rule is not the shared one
     assert not torch.equal(estimators.defer(logits, 4, "ova"), expected)
-    # by hand: classes [2, 0] (top probability 0.881), expert score 1.5 (0.818) -> predict;
-    # score 2.5 (0.924) -> defer, although 2.0 > 1.5 would not have deferred under the score rule
-    hand = torch.tensor([[2.0, 0.0, 1.5], [2.0, 0.0, 2.5], [2.0, 0.0, 1.9]])
-    assert estimators.defer(hand, 2, "decoupled").tolist() == [0, 1, 0]
-    assert estimators.defer(hand, 2, "ova").tolist() == [0, 1, 0]
-    hand = torch.tensor([[3.0, 3.0, 1.0]])  # top class 0.5 < sigmoid(1) = 0.731, score 1 < 3
+    # by hand: classes [2, 0] (top probability 0.881) against expert scores 1.5 (0.818: keep)
+    # and 2.5 (0.924: defer); here both rules agree
+    hand = torch.tensor([[2.0, 0.0, 1.5], [2.0, 0.0, 2.5]])
+    assert estimators.defer(hand, 2, "decoupled").tolist() == [0, 1]
+    # where they do not: top class 0.5 < sigmoid(1) = 0.731 defers, though the score 1 < 3
+    hand = torch.tensor([[3.0, 3.0, 1.0]])
     assert estimators.defer(hand, 2, "decoupled").tolist() == [1]
     assert estimators.defer(hand, 2, "softmax").tolist() == [0]
 
@@ -178,3 +178,21 @@ def test_the_decoupled_minimiser_recovers_the_class_posterior_and_every_expert_o
             torch.testing.assert_close(estimators.expert_correctness(g[None], 3, "decoupled")[0], q, atol=1e-6, rtol=0)
             bayes = int(q.argmax()) + 1 if q.max() > eta.max() else 0
             assert int(estimators.defer(g[None], 3, "decoupled")[0]) == bayes
+
+
+def test_the_decoupled_weight_moves_no_minimiser(monkeypatch):
+    """beta scales the experts' terms only: at beta = 0.3 the minimiser still gives eta and
+    every q_j, and the closed-form Bayes risk follows beta."""
+    from l2dlib import losses, theory
+
+    monkeypatch.setattr(losses, "DECOUPLED_BETA", 0.3)
+    monkeypatch.setattr(theory, "DECOUPLED_BETA", 0.3)
+    eta = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
+    q = torch.tensor([0.2, 0.9], dtype=torch.float64)
+    g = theory.minimise_pointwise_risk(eta, q, "decoupled")
+    torch.testing.assert_close(torch.softmax(g[:3], 0), eta, atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.sigmoid(g[3:]), q, atol=1e-6, rtol=0)
+    entropy = lambda p: float(-(p * p.log()).sum())
+    binary = sum(entropy(torch.stack([v, 1 - v])) for v in q)
+    assert float(theory.minimal_risk(eta, q, "decoupled")) == pytest.approx(entropy(eta) + 0.3 * binary, rel=1e-12)
+    assert float(theory.pointwise_risk(g, eta, q, "decoupled")) == pytest.approx(entropy(eta) + 0.3 * binary, abs=1e-9)
