@@ -76,7 +76,7 @@ def verdicts_markdown(loaded) -> str:
         for c in shown:
             key = f"{dataset}_{c.key.removeprefix('mog_')}"
             row = judged.loc[key] if key in judged.index else None
-            cells.append("-" if row is None else f"{report.interval_text(row)}: **{row['verdict']}**")
+            cells.append(report.verdict_cell(row))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

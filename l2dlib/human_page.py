@@ -106,7 +106,7 @@ def verdicts_markdown(loaded) -> str:
         for d in shown:
             key = f"{d}_{suffix}"
             row = judged[d].loc[key] if key in judged[d].index else None
-            cells.append("-" if row is None else f"{report.interval_text(row)}: **{row['verdict']}**")
+            cells.append(report.verdict_cell(row))
         if any(cell != "-" for d, cell in zip(shown, cells) if d != "cifar10"):  # judged with people
             lines.append(f"| {c.text} | {c.margin:.4f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -2,8 +2,9 @@
 
 Lines are the mean over seeds with a band of +-1 standard deviation across seeds; a
 seed's ECE is first averaged over its experts (Fig. 1 a, d and Fig. 2 a) or taken for
-the random expert alone (Fig. 1 c, f). Softmax is blue, OvA orange (as in the paper)
-and the asymmetric softmax green everywhere.
+the random expert alone (Fig. 1 c, f). Softmax is blue, OvA orange (as in the paper),
+the asymmetric softmax green and the decoupled surrogate pink everywhere, each with its own
+marker (:data:`COLORS`, :data:`MARKERS`).
 
 One concern over 350 lines: the book's figures, one function per kind of panel.
 """

@@ -64,6 +64,7 @@ class Redraw:
 
     notebook: str
     pngs: tuple[str, ...]
+    cifar_study = None  # nothing to train first
 
 
 REDRAWS = {
@@ -105,9 +106,6 @@ def commands(fig: str, folder: str = "remake") -> list[str]:
     repository's root, where they run), as the box shows them."""
     r = _check(fig)
     out = [f"R=$PWD/{shlex.quote(folder)}; mkdir -p $R"]  # absolute: the notebook runs in its own folder
-    if isinstance(r, Redraw):
-        cwd = Path("book", r.notebook).parent.as_posix()
-        return out + [f"papermill book/{r.notebook} $R/{Path(r.notebook).stem}.ipynb -p figures_dir $R --cwd {cwd}"]
     if r.cifar_study:
         out += [
             "mkdir -p $R/cifar10 && cp results/cifar10/extractor-*.pt $R/cifar10/",
@@ -118,17 +116,21 @@ def commands(fig: str, folder: str = "remake") -> list[str]:
         f'-y "{k}: [{v[0]}]"' if isinstance(v, list) else f"-p {k} {'$R' if v is _FOLDER else v}"
         for k, v in parameters(r).items()
     )
-    out.append(f"papermill book/{r.notebook} $R/{Path(r.notebook).stem}.ipynb {params} --cwd book/notebooks")
+    cwd = Path("book", r.notebook).parent.as_posix()
+    out.append(f"papermill book/{r.notebook} $R/{Path(r.notebook).stem}.ipynb {params} --cwd {cwd}")
     return out
 
 
 _FOLDER = object()  # stands for the remake's folder in parameters()
 
 
-def parameters(r: Remake) -> dict:
+def parameters(r: Remake | Redraw) -> dict:
     """The notebook's papermill parameters: the folder for its results and figures, seed
-    :data:`SEED` for the MoG studies it runs, the CPU profile for its CIFAR-10 section."""
+    :data:`SEED` for the MoG studies it runs, the CPU profile for its CIFAR-10 section; a
+    redraw only its figures' folder (it reads the committed tables)."""
     out = {"figures_dir": _FOLDER}
+    if isinstance(r, Redraw):
+        return out
     if r.notebook != "notebooks/00_mog_dataset.ipynb":  # the data page trains nothing
         out["results_dir"] = _FOLDER
     if r.notebook in ("notebooks/01_increasing_experts.ipynb", "notebooks/02_expert_dependence.ipynb"):
@@ -172,16 +174,6 @@ def run(fig: str, folder: Path | None = None) -> Path:
     if folder.exists():
         shutil.rmtree(folder)  # from nothing, every time
     folder.mkdir(parents=True)
-    if isinstance(r, Redraw):
-        notebook = REPO / "book" / r.notebook
-        papermill.execute_notebook(
-            str(notebook),
-            str(folder / notebook.name),
-            parameters={"figures_dir": str(folder)},
-            cwd=str(notebook.parent),
-            progress_bar=False,
-        )
-        return folder / r.pngs[0]
     if r.cifar_study:
         (folder / "cifar10").mkdir()
         for weights in (REPO / "results" / "cifar10").glob("extractor-*.pt"):
@@ -191,14 +183,11 @@ def run(fig: str, folder: Path | None = None) -> Path:
         if cli(args) != 0:
             raise RuntimeError(f"training for figure {fig} failed: python -m l2dlib {shlex.join(args)}")
     params = {k: str(folder) if v is _FOLDER else v for k, v in parameters(r).items()}
+    notebook = REPO / "book" / r.notebook
     papermill.execute_notebook(
-        str(REPO / "book" / r.notebook),
-        str(folder / f"{Path(r.notebook).stem}.ipynb"),
-        parameters=params,
-        cwd=str(REPO / "book" / "notebooks"),
-        progress_bar=False,
+        str(notebook), str(folder / notebook.name), parameters=params, cwd=str(notebook.parent), progress_bar=False
     )
-    return folder / r.png
+    return folder / (r.pngs[0] if isinstance(r, Redraw) else r.png)
 
 
 def _check(fig: str) -> Remake | Redraw:

@@ -116,6 +116,11 @@ def interval_text(row) -> str:
     return f"{row['estimate'] + shift:{f}} [{lo + shift:{f}}, {hi + shift:{f}}]"
 
 
+def verdict_cell(row) -> str:
+    """A judged claim as a table cell: estimate [interval] and the verdict in bold; "-" for None."""
+    return "-" if row is None else f"{interval_text(row)}: **{row['verdict']}**"
+
+
 def _paper_effect(claim: claims.Claim) -> str:
     if claim.paper_effect is None:
         return "direction only"
@@ -153,7 +158,7 @@ def claims_markdown(results: dict, dataset: str, level: float | None = None) -> 
                 cells.append("-")
                 continue
             row = v.loc[key]
-            text = f"{interval_text(row)}: **{row['verdict']}**"
+            text = verdict_cell(row)
             if level is not None and (after := claims.corrected_verdict(row, level)) != row["verdict"]:
                 text += f" (Bonferroni: {after})"
             cells.append(text)
