@@ -13,10 +13,9 @@ entries, each step used by every executor.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,13 +26,16 @@ from .data import HUMAN_DATASETS, Dataset
 from .evaluation import Points, evaluate
 from .experts import draw_predictions
 from .losses import expert_correct
-from .models import MLP, FastResNet, Stacked, WideResNet
+from .models import MLP, FastResNet, FastTail, Stacked, WideResNet
 from .profiles import Profile
 from .rng import derive_seed
 from .studies import RunConfig
 from .train import Split, per_model_loss, predict, split_loss, train
 
 INIT_STREAM, ORDER_STREAM = 2, 3  # seed streams (experts use 1, see l2dlib.experts)
+# Models that train on one thread, in a worker or not, so no result depends on how many
+# threads split a reduction (and two single-threaded workers are faster anyway, measured).
+ONE_THREAD_MODELS = ("mlp", "fast_tail")
 
 
 # MLPs have output columns for at least this many experts (the rest masked), so every
@@ -57,7 +59,8 @@ def load_data(
 ) -> Dataset:
     """The profile's data on ``device``: MoG from the paper's parameters or our generator's
     draw ``data_seed``; CIFAR-10 from ``data_dir`` (see ``data.cifar10``), or, for a profile
-    with an extractor, its frozen features (trained and cached under ``results_dir``)."""
+    with an extractor, its frozen features (trained and cached under ``results_dir``), or
+    for ``fast_tail`` its frozen body's outputs."""
     if profile.dataset == "mog":
         from .data.mog import make_mog, params_for
 
@@ -70,9 +73,10 @@ def load_data(
     images = cifar10.synthetic_cifar10() if profile.synthetic else cifar10.load_cifar10(data_dir)
     if profile.extractor is None:
         return images.to(device)
-    from .features import extractor_folder, feature_dataset
+    from .features import body_dataset, extractor_folder, feature_dataset
 
-    features = feature_dataset(images, profile.extractor, extractor_folder(results_dir), progress=progress)
+    make = body_dataset if profile.model == "fast_tail" else feature_dataset
+    features = make(images, profile.extractor, extractor_folder(results_dir), progress=progress)
     if profile.dataset in HUMAN_DATASETS:
         from .data.crowds import crowd_dataset
 
@@ -96,8 +100,13 @@ def build_model(cfgs: Sequence[RunConfig], profile: Profile, data: Dataset) -> t
         ).to(device)
     if len(cfgs) != 1:
         raise ValueError(f"{profile.model} trains one configuration at a time, got {len(cfgs)}")
-    net_class = {"fast_resnet": FastResNet, "wide_resnet": WideResNet}[profile.model]
-    net = net_class(num_outputs=k + cfgs[0].num_experts, seed=seeds[0], **dict(profile.model_options))
+    if profile.model == "fast_tail":  # the extractor's last group, trained again, and a new head
+        net = FastTail(
+            k + cfgs[0].num_experts, widths=profile.extractor.widths, group_state=data.tail_state, seed=seeds[0]
+        )
+    else:
+        net_class = {"fast_resnet": FastResNet, "wide_resnet": WideResNet}[profile.model]
+        net = net_class(num_outputs=k + cfgs[0].num_experts, seed=seeds[0], **dict(profile.model_options))
     memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
     return Stacked(net.to(device, memory_format=memory_format))
 
@@ -117,10 +126,12 @@ def _image_transforms(profile: Profile, device: torch.device):
 
 @dataclass
 class BatchResult:
-    """Per configuration of a batch: (rows, bins, points) and best epoch; and the batch's cost."""
+    """Per configuration of a batch: (rows, bins, points), best epoch and training-split
+    classifier accuracy; and the batch's cost."""
 
     evaluated: list[tuple[list[dict], list[dict], Points]]
     best_epochs: list[int]
+    train_accuracies: list[float]
     epochs_run: int
     wall_seconds: float
 
@@ -148,7 +159,7 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
     methods = [c.method for c in cfgs]
     evaluated: list = [None] * len(cfgs)
     test_loss = [0.0] * len(cfgs)
-    with _one_thread(profile.model == "mlp"):
+    with numerics.one_thread(profile.model in ONE_THREAD_MODELS):
         history = train(
             model,
             splits["train"],
@@ -161,7 +172,11 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
             progress=progress,
         )
         eval_kw = dict(preprocess=preprocess, batch_size=config.eval_batch_size)
-        train_loss = split_loss(model, splits["train"], methods, **eval_kw).tolist()
+        train_logits = predict(model, splits["train"].x, **eval_kw)
+        train_loss = split_loss(model, splits["train"], methods, logits=train_logits).tolist()
+        train_accuracy = [
+            (train_logits[m, :, :k].argmax(-1) == splits["train"].y).double().mean().item() for m in range(len(cfgs))
+        ]
         tests = _test_sets(cfgs, data, profile)
         for x, y, members, split in tests:
             # Test logits in float32 even when training used bf16: the estimates are what is measured.
@@ -198,7 +213,9 @@ def train_batch(cfgs: Sequence[RunConfig], data: Dataset, profile: Profile, prog
                     bayes_system_accuracy=ref["bayes_system_accuracy"],
                     bayes_risk=risk,
                 )
-    return BatchResult(evaluated, history.best_epoch.tolist(), history.epochs_run, time.perf_counter() - t0)
+    return BatchResult(
+        evaluated, history.best_epoch.tolist(), train_accuracy, history.epochs_run, time.perf_counter() - t0
+    )
 
 
 def _test_sets(
@@ -256,21 +273,6 @@ def _expert_tensor(
         e = draw_predictions(list(c.experts), y, num_classes, c.seed, split, crowd, workers)
         out.append(torch.nn.functional.pad(e, (0, slots - e.shape[1]), value=-1))
     return torch.stack(out).to(y.device)
-
-
-@contextlib.contextmanager
-def _one_thread(enabled: bool) -> Iterator[None]:
-    """MoG models train on one thread, in a worker or not, so no result depends on how many
-    threads split a reduction (and two single-threaded workers are faster anyway)."""
-    if not enabled:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def make_batches(
@@ -353,10 +355,11 @@ def cache_batch(
 ) -> None:
     """Write each configuration's cache entry and its per-point estimates (atomically:
     concurrent jobs are safe; the points first, so an entry never lacks them)."""
-    for c, (rows, bins, points), best in zip(batch, res.evaluated, res.best_epochs):
+    for c, (rows, bins, points), best, accuracy in zip(batch, res.evaluated, res.best_epochs, res.train_accuracies):
         key = run_key(c, prof, data.fingerprint)
         extra = {
             "best_epoch": best,
+            "train_classifier_accuracy": accuracy,
             "bins": bins,
             "batch_size_models": len(batch),
             "batch_epochs_run": res.epochs_run,

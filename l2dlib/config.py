@@ -92,7 +92,9 @@ class Profile:
     points: int = 20_000  # MoG: points per split (train, validation and test are separate draws)
     standardize: bool = True  # MoG: inputs scaled by the training split's mean and std
     data_seeds: tuple[int, ...] | None = None  # MoG: draws of our generator; None: the paper's data
-    model: str = "mlp"  # mlp | fast_resnet | wide_resnet (MLP: MoG nets and L2D heads on features)
+    # mlp (MoG nets and L2D heads on features) | fast_resnet | wide_resnet | fast_tail (the
+    # extractor's last group and a head, on its frozen body's outputs)
+    model: str = "mlp"
     model_options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of the model
     synthetic: bool = False  # CIFAR-10 smoke: synthetic CIFAR-shaped images instead of the data
     augment: bool = False  # random crop (4-pixel padding) and horizontal flip, on the device
@@ -105,6 +107,12 @@ class Profile:
     cpu_workers: int = 2
     # CIFAR-10 on a CPU: the images become the frozen features of this CNN, trained once.
     extractor: ExtractorConfig | None = None
+    # The grid a run of this profile covers unless told otherwise (None: every method, the
+    # studies' own J and p; num_experts applies to increasing_experts): a profile too slow
+    # for the full grid says what it fits.
+    methods: tuple[str, ...] | None = None
+    num_experts: tuple[int, ...] | None = None
+    expert_ps: tuple[float, ...] | None = None
     # What the model is, for panel titles and captions.
     description: str = ""
     # Whether a CPU run is a mistake: the CIFAR-10 networks train for hours without a GPU.

@@ -47,6 +47,10 @@ ROW_KEYS = (
     "bayes_risk",  # the method's surrogate risk at the optimum, on these test points
 )
 LOSS_KEYS = ("train_loss", "val_loss", "test_loss")
+# Per configuration, beside its rows (in the cache entry's top level, copied into each of its
+# table rows): the epoch of the restored state, and the classifier's accuracy on its own
+# training split (the train-test gap; None where older code did not record it).
+CONFIG_KEYS = ("best_epoch", "train_classifier_accuracy")
 REFERENCE_KEYS = ROW_KEYS[-5:]
 # Columns of every study table, in order (what identifies a row, then the rest of ROW_KEYS).
 COLUMNS = [
@@ -60,7 +64,7 @@ COLUMNS = [
     "expert",
     "expert_kind",
     *ROW_KEYS[1:],
-    "best_epoch",
+    *CONFIG_KEYS,
     "data_label",
     "data_seed",
     "max_epochs",

@@ -12,6 +12,11 @@ under the same key. Each configuration then trains only an L2D head on the featu
 heads at once exactly as the MoG models train (see :mod:`l2dlib.runner`). A corrupt or stale
 weights or features file is recomputed with a warning naming the file.
 
+The ``cpu_end_to_end`` profile freezes only the extractor's stem and first two groups
+(:func:`body_dataset`: their outputs, computed once and cached like the features) and
+trains its last group again with a new L2D head per configuration
+(:class:`~l2dlib.models.FastTail`).
+
     python -m l2dlib features          # train the extractor (once) and cache the features
 """
 
@@ -54,6 +59,13 @@ def features_path(folder: Path, cfg: ExtractorConfig, images: Dataset) -> Path:
     from . import numerics
 
     return folder / "cache" / f"features-{cfg.key(images.fingerprint)}-{numerics.mode()}.pt"
+
+
+def body_path(folder: Path, cfg: ExtractorConfig, images: Dataset) -> Path:
+    """The cache file of the frozen body's outputs, one per numerics mode (about 0.5 GB)."""
+    from . import numerics
+
+    return folder / "cache" / f"body-{cfg.key(images.fingerprint)}-{numerics.mode()}.pt"
 
 
 def fit_split(n: int, cfg: ExtractorConfig) -> tuple[Tensor, Tensor]:
@@ -172,6 +184,47 @@ def feature_dataset(
     )
 
 
+def body_dataset(images: Dataset, cfg: ExtractorConfig, folder: str | os.PathLike, *, progress: bool = True) -> Dataset:
+    """The outputs of the extractor's stem and first two groups (its frozen body), float32
+    [N, widths[1], H/4, W/4], for the same splits as :func:`feature_dataset` (train: the
+    heads' part, images the extractor has not seen), with the extractor's last group as
+    ``tail_state``. Computed on one thread in eval mode (so its bits do not depend on the
+    threads at hand) and cached in ``folder``; the extractor is trained where missing."""
+    from . import numerics
+
+    folder = Path(folder)
+    key = cfg.key(images.fingerprint)
+    wpath, bpath = weights_path(folder, cfg, images), body_path(folder, cfg, images)
+    net = _extractor(images, cfg, wpath, key, progress)
+    _, heads = fit_split(len(images.y["train"]), cfg)
+    pick = {"train": heads, "val": slice(None), "test": slice(None)}
+    y = {s: images.y[s][pick[s]] for s in SPLITS}
+    stored = _load(bpath, key, "frozen body outputs")
+    if stored is not None and not _features_ok(stored, y, _sha(wpath), dims=4):
+        warnings.warn(f"{bpath} does not match the data or the extractor's weights; recomputing it", stacklevel=2)
+        stored = None
+    if stored is None:
+        with numerics.one_thread(), torch.no_grad():
+            x = {}
+            for s in SPLITS:
+                chunks = torch.split(images.x[s][pick[s]], 500)
+                bar = tqdm(chunks, desc=f"frozen body, {s}", unit="chunk", leave=False, disable=not progress)
+                x[s] = torch.cat([net.groups[:2](net.stem(normalize(c))).cpu() for c in bar])
+        stored = {"key": key, "weights_sha": _sha(wpath), "x": x}
+        _save(bpath, stored)
+    device = images.x["train"].device
+    return Dataset(
+        name=images.name,
+        num_classes=images.num_classes,
+        x={s: v.to(device) for s, v in stored["x"].items()},
+        y=y,
+        label=f"{images.label}; frozen CNN body",
+        fingerprint=hashlib.sha256(f"{key}:{stored['weights_sha']}:body".encode()).hexdigest(),
+        index=None if images.index is None else {s: images.index[s][pick[s]] for s in SPLITS},
+        tail_state={k: v.detach().cpu().clone() for k, v in net.groups[2].state_dict().items()},
+    )
+
+
 def extractor_summary(folder: str | os.PathLike, cfg: ExtractorConfig, images: Dataset) -> dict | None:
     """The stored summary of the extractor for these images (None where none is stored)."""
     path = weights_path(Path(folder), cfg, images)
@@ -218,13 +271,13 @@ def _sha(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
-def _features_ok(feats: dict, y: dict[str, Tensor], weights_sha: str | None) -> bool:
+def _features_ok(feats: dict, y: dict[str, Tensor], weights_sha: str | None, dims: int = 2) -> bool:
     x = feats.get("x")
     if feats.get("weights_sha") != weights_sha or not isinstance(x, dict) or set(x) != set(SPLITS):
         return False
     return all(
         isinstance(x[s], Tensor)
-        and x[s].dim() == 2
+        and x[s].dim() == dims
         and len(x[s]) == len(y[s])
         and x[s].dtype == torch.float32
         and bool(torch.isfinite(x[s]).all())

@@ -2,6 +2,7 @@
 ``WideResNet`` (the paper's) and ``FastResNet`` (the GPU profile's) are the CIFAR-10
 networks, mapping images float [B, 3, 32, 32] to scores [B, K+J]; they work in
 channels_last and under bf16 autocast and are initialised from an explicit ``seed``.
+``FastTail`` is a FastResNet's last group with a new head (the ``cpu_end_to_end`` profile).
 
 Training many small MoG models at once is a batched matmul per layer instead of M
 Python-level forward passes; each model gets exactly its own gradient because the
@@ -276,6 +277,37 @@ class _FastGroup(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.down(x)
         return h + self.residual(h)
+
+
+class FastTail(nn.Module):
+    """A FastResNet's last group, started from given weights, and a new L2D head: the part
+    of the network the ``cpu_end_to_end`` profile trains with the L2D loss, on the frozen
+    first two groups' outputs. x float [B, widths[1], H, W] -> [B, num_outputs], computed as
+    FastResNet computes it (global max pooling, head times ``output_scale``).
+
+    ``group_state`` is the state dict of a FastResNet's ``groups[2]`` (None: He init);
+    the head is initialised from ``seed`` as FastResNet's."""
+
+    def __init__(
+        self,
+        num_outputs: int,
+        *,
+        widths: tuple[int, int, int],
+        group_state: dict[str, Tensor] | None = None,
+        output_scale: float = OUTPUT_SCALE,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.group = _FastGroup(widths[1], widths[2])
+        self.pool = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.head = nn.Linear(widths[2], num_outputs)
+        self.output_scale = output_scale
+        _init(self, seed)
+        if group_state is not None:
+            self.group.load_state_dict(group_state)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.pool(self.group(x))) * self.output_scale
 
 
 def _conv_bn_gelu(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -12,10 +12,12 @@ This module imports no torch: :func:`request_portable` must run before torch doe
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import sys
+from collections.abc import Iterator
 
 PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
 MODE_VARIABLE = "L2D_NUMERICS"  # portable (the default) | native
@@ -69,3 +71,18 @@ def mode_of(s: dict) -> str:
     if s["portable"]:
         return "portable"
     return f"native-{s['cpu_capability']}" + (f"-MKL_CBWR={s['mkl_cbwr']}" if s["mkl_cbwr"] else "")
+
+
+@contextlib.contextmanager
+def one_thread(enabled: bool = True) -> Iterator[None]:
+    """Inside, torch computes on one thread (if ``enabled``): what it computes then does not
+    depend on how many threads would have split a reduction."""
+    import torch  # not at import time: request_portable must run before torch is imported
+
+    before = torch.get_num_threads()
+    if enabled:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

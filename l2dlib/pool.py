@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import numerics, results
-from .batch import BatchResult, run_in_process, train_batch
+from .batch import ONE_THREAD_MODELS, BatchResult, run_in_process, train_batch
 from .data import Dataset
 from .profiles import Profile
 from .studies import RunConfig
@@ -23,7 +23,7 @@ from .workers import init_worker
 
 
 def worker_count(profile: Profile, device: torch.device, num_batches: int) -> int:
-    workers = profile.cpu_workers if device.type == "cpu" and profile.model == "mlp" else 1
+    workers = profile.cpu_workers if device.type == "cpu" and profile.model in ONE_THREAD_MODELS else 1
     return max(1, min(workers, num_batches))
 
 
@@ -113,7 +113,7 @@ def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
 def device_description(device: torch.device, profile: Profile, num_batches: int) -> str:
     """Where a local run trains, for the provenance."""
     workers = worker_count(profile, device, num_batches)
-    if profile.model == "mlp" and device.type == "cpu":
+    if profile.model in ONE_THREAD_MODELS and device.type == "cpu":
         cpu = results.device_name(device).split(",")[0]
         return f"{cpu}, {workers} worker process(es) x 1 thread)" if workers > 1 else f"{cpu}, 1 thread)"
     return results.device_name(device)

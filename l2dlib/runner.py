@@ -39,7 +39,7 @@ def run_studies(
     profile: str | Profile | None = None,
     *,
     seeds: Sequence[int] | None = None,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,
     num_experts: Sequence[int] | None = None,
     expert_ps: Sequence[float] | None = None,
     data_seeds: Sequence[int] | None = None,
@@ -64,7 +64,9 @@ def run_studies(
     ``profile`` is a name or a :class:`~l2dlib.profiles.Profile` (default: the dataset's in
     :data:`~l2dlib.profiles.DEFAULT_PROFILE`); ``num_experts`` applies
     to the studies that vary J, ``expert_ps`` to expert_dependence (an error where no
-    study of the call varies them); ``data_seeds`` (MoG) are draws of our generator (default:
+    study of the call varies them); where not given, ``methods``, ``num_experts`` (of
+    increasing_experts) and ``expert_ps`` are the profile's, if it sets them, else every
+    method and the studies' own grids; ``data_seeds`` (MoG) are draws of our generator (default:
     the profile's; None there means the paper's data); ``max_epochs``, ``lr`` and ``patience``
     replace the profile's schedule for every configuration (they enter its cache key);
     ``data_dir`` holds CIFAR-10.
@@ -94,7 +96,8 @@ def run_studies(
         raise ValueError(f"data_seeds (--data-seeds) apply to dataset mog only, not {dataset}")
     seeds = check_seeds(prof.seeds if seeds is None else seeds)
     data_seeds = prof.data_seeds if data_seeds is None else check_seeds(data_seeds, "data_seeds")
-    methods = check_methods(methods)
+    methods = check_methods(methods if methods is not None else prof.methods or METHODS)
+    default_js = {"increasing_experts": prof.num_experts}  # the profile's grid, where it sets one
     grids = {
         s: study_configs(
             s,
@@ -102,8 +105,8 @@ def run_studies(
             prof.name,
             seeds=seeds,
             methods=methods,
-            num_experts=num_experts,
-            expert_ps=expert_ps,
+            num_experts=num_experts if num_experts is not None else default_js.get(s),
+            expert_ps=expert_ps if expert_ps is not None else prof.expert_ps,
             data_seeds=data_seeds,
             schedule={"max_epochs": max_epochs, "lr": lr, "patience": patience},
         )
@@ -177,10 +180,11 @@ def run_studies(
         def cache(batch: list[RunConfig], res: BatchResult) -> None:
             if executor == "local":  # cluster jobs write their own entries (they outlive us)
                 cache_batch(batch, res, data_of(batch[0].data_seed), prof, results_dir, device_text, env["git_commit"])
-            for c, (rows, bins, _), best in zip(batch, res.evaluated, res.best_epochs):
+            for c, (rows, bins, _), best, accuracy in zip(batch, res.evaluated, res.best_epochs, res.train_accuracies):
                 st = states[c.study]
                 key = st.keys[c.identity]
-                st.records[key] = Record([r | {"best_epoch": best} for r in rows], bins)
+                extra = {"best_epoch": best, "train_classifier_accuracy": accuracy}
+                st.records[key] = Record([r | extra for r in rows], bins)
                 st.computed += 1
                 st.dirty = True
             bar.update(len(batch))

@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import METHODS, numerics, results
 from .data import Dataset, crowds
-from .evaluation import BIN_KEYS, COLUMNS, RELIABILITY_COLUMNS, ROW_KEYS
+from .evaluation import BIN_KEYS, COLUMNS, CONFIG_KEYS, RELIABILITY_COLUMNS, ROW_KEYS
 from .profiles import Profile, get_profile, profiles_of
 from .studies import AXES, IDENTITY, SCHEDULE, RunConfig, run_config
 
@@ -23,7 +23,7 @@ from .studies import AXES, IDENTITY, SCHEDULE, RunConfig, run_config
 class Record:
     """One finished configuration: its per-expert rows and reliability bins."""
 
-    rows: list[dict]  # ROW_KEYS + best_epoch
+    rows: list[dict]  # ROW_KEYS + CONFIG_KEYS
     bins: list[dict] | None  # None: unknown (its reliability table was unreadable)
 
 
@@ -77,7 +77,8 @@ def gather(
         if cfg is None or key_of(cfg) != path.stem:
             continue  # another configuration's settings, data or code: stale, left alone
         key = add(cfg)
-        st.records[key] = Record([r | {"best_epoch": entry["best_epoch"]} for r in entry["rows"]], entry["bins"])
+        extra = {k: entry.get(k) for k in CONFIG_KEYS}
+        st.records[key] = Record([r | extra for r in entry["rows"]], entry["bins"])
 
     # The table on disk: its rows are kept, so no run shrinks it.
     try:
@@ -116,7 +117,7 @@ def gather(
             if key in st.records or (force and key in asked):
                 continue
             bins = None if reliability is None else reliability.get(key)
-            st.records[key] = Record(rows[[*ROW_KEYS, "best_epoch"]].to_dict("records"), bins)
+            st.records[key] = Record(_record_rows(rows), bins)
         if stale:
             path = results.table_paths(results_dir, prof.dataset, study, prof.name)[0]
             if not force:
@@ -173,12 +174,16 @@ def _reuse_other_profiles(
             theirs = replace(cfg, profile=other)
             if theirs.as_dict(oprof)["settings"] != cfg.as_dict(prof)["settings"] or key_of(theirs, oprof) != key:
                 continue
-            records = rows[[*ROW_KEYS, "best_epoch"]].to_dict("records")
-            st.records[wanted[cfg.identity]] = Record(records, reliability[key])
+            st.records[wanted[cfg.identity]] = Record(_record_rows(rows), reliability[key])
             taken += 1
         if taken:
             st.reused[results.table_paths(results_dir, oprof.dataset, st.study, other)[0].name] = taken
             st.dirty = True
+
+
+def _record_rows(rows: pd.DataFrame) -> list[dict]:
+    """A configuration's table rows as a record's (a column older tables lack is NaN)."""
+    return rows.reindex(columns=[*ROW_KEYS, *CONFIG_KEYS]).to_dict("records")
 
 
 class _Unreadable(ValueError):

@@ -109,9 +109,12 @@ def split_loss(
     preprocess: Transform | None = None,
     batch_size: int = 8192,
     amp: bool = False,
+    logits: Tensor | None = None,
 ) -> Tensor:
-    """Each model's mean surrogate loss on all of ``split`` [M], in eval mode (float32 logits)."""
-    logits = predict(model, split.x, preprocess=preprocess, batch_size=batch_size, amp=amp)
+    """Each model's mean surrogate loss on all of ``split`` [M], in eval mode (float32
+    logits; or the given ``logits`` [M, N, C] of the split, from :func:`predict`)."""
+    if logits is None:
+        logits = predict(model, split.x, preprocess=preprocess, batch_size=batch_size, amp=amp)
     y = split.y.unsqueeze(0).expand(logits.shape[0], -1)
     return per_model_loss(logits, y, expert_correct(split.y, split.experts), methods)
 

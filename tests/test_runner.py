@@ -73,7 +73,10 @@ def test_each_seed_is_tested_on_its_own_draw_and_the_cache_keeps_its_points(tmp_
     real = B.predict
     monkeypatch.setattr(B, "predict", recording_predict)
     table = _run(tmp_path, "points", seeds=[0, 1], num_experts=[2], methods=["ova", "softmax"])
-    (x0, m0), (x1, m1) = seen  # one stack, two test draws, each for its seed's two models
+    # The training split once (its loss and accuracy), then one stack, two test draws, each
+    # for its seed's two models.
+    (x_train, m_train), (x0, m0), (x1, m1) = seen
+    assert m_train is None and torch.equal(x_train, B.load_data(PROFILE, torch.device("cpu")).x["train"])
     assert m0.tolist() == [0, 1] and m1.tolist() == [2, 3] or m0.tolist() == [0, 2] and m1.tolist() == [1, 3]
     for x, seed in ((x0, 0), (x1, 1)):
         assert torch.equal(x, B.mog_test_split(PROFILE, None, seed)[0])
@@ -321,7 +324,7 @@ def test_a_cifar10_page_with_a_profile_it_lacks_names_the_ones_it_has(tmp_path):
     with pytest.raises(
         ValueError,
         match="profile 'quick' is not defined for dataset 'cifar10' "
-        r"\(it has: smoke, frozen_features, paper, faithful\)",
+        r"\(it has: smoke, frozen_features, cpu_end_to_end, paper, faithful\)",
     ):
         pages.study_table("increasing_experts", "cifar10", "quick", results_dir=tmp_path)
 

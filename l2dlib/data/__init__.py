@@ -24,7 +24,9 @@ class Dataset:
     10,000 test images), which per-image data such as human labels are published against.
     Human-expert datasets (:mod:`l2dlib.data.crowds`) add per split the annotators' ``crowd``
     counts [N, K] and, where recorded, the ``workers``' labels [N, W] (int64, on the CPU),
-    and may hold a split ``shift`` beside the three.
+    and may hold a split ``shift`` beside the three. ``tail_state``: where x is the output of a
+    frozen network's first layers (profile ``cpu_end_to_end``), the weights its trainable
+    rest starts from (:class:`~l2dlib.models.FastTail`).
     """
 
     name: str
@@ -36,6 +38,7 @@ class Dataset:
     index: dict[str, Tensor] | None = None
     crowd: dict[str, Tensor] | None = None
     workers: dict[str, Tensor] | None = None
+    tail_state: dict[str, Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -52,6 +55,7 @@ class Dataset:
             None if self.index is None else dict(self.index),
             self.crowd,
             self.workers,
+            self.tail_state,
         )
 
 
