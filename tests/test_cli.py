@@ -141,7 +141,7 @@ def test_cifar10_without_data_names_both_ways_to_get_it(tmp_path, monkeypatch):
         (
             ["run", "specialized_experts", "--dataset", "cifar10", "--profile", "quick"],
             "error: profile 'quick' is not defined for dataset 'cifar10' "
-            "(it has: smoke, frozen_features, paper, faithful)",
+            "(it has: smoke, frozen_features, cpu_end_to_end, paper, faithful)",
         ),
         (
             ["run", "expert_dependence", "--num-experts", "5"],
