@@ -244,7 +244,7 @@ def _signals():
 
 def _interrupted(err: KeyboardInterrupt) -> int:
     what = "terminated" if isinstance(err, Terminated) else "interrupted"
-    print(f"{what}: finished configurations are cached; run the same command to resume", file=sys.stderr)
+    print(f"{what}: the tables hold every finished configuration; run the same command to resume", file=sys.stderr)
     return 143 if isinstance(err, Terminated) else 130
 
 

@@ -53,6 +53,26 @@ ECE_VARIANTS = {
 }
 
 
+def train_test_gap(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method, means over its configurations: the classifier's accuracy on its own
+    training split and on the test split, and the surrogate loss on both, with their gaps
+    (the overconfidence a network that fits its training set brings). The training accuracy
+    is NaN where a table predates it."""
+    if "train_classifier_accuracy" not in table:
+        table = table.assign(train_classifier_accuracy=np.nan)
+    configs = table.groupby("config_key", sort=False).first()
+    out = configs.groupby("method", sort=False).agg(
+        configurations=("seed", "size"),
+        train_accuracy=("train_classifier_accuracy", "mean"),
+        test_accuracy=("classifier_accuracy", "mean"),
+        train_loss=("train_loss", "mean"),
+        test_loss=("test_loss", "mean"),
+    )
+    out.insert(3, "accuracy_gap", out["train_accuracy"] - out["test_accuracy"])
+    out["loss_gap"] = out["test_loss"] - out["train_loss"]
+    return out.loc[[m for m in LABELS if m in out.index]]
+
+
 def method_ranking(
     table: pd.DataFrame, *, expert_kind: str | None = None, columns: dict[str, str] = ECE_VARIANTS
 ) -> pd.DataFrame:

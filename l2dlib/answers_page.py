@@ -11,7 +11,7 @@ import pandas as pd
 from . import claims, report, stats
 from .aggregate import LABELS, per_seed
 from .data import HUMAN_DATASETS
-from .pages import committed_table, figure_block, missing_results
+from .pages import CIFAR_ALSO_JUDGED, committed_table, figure_block, missing_results
 from .profiles import get_profile
 
 METRICS = {
@@ -34,6 +34,7 @@ def sweeps(mog_profile: str, cifar_profile: str) -> list[tuple[str, str, str]]:
     out = [("mog", mog_profile, "increasing_experts"), ("mog", mog_profile, "authors_experts")]
     out += [("mog", p, "increasing_experts") for p in OTHER_MOG_PROFILES if p != mog_profile]
     out += [(d, cifar_profile, "increasing_experts") for d in ("cifar10", *HUMAN_DATASETS)]
+    out += [("cifar10", p, "increasing_experts") for p in CIFAR_ALSO_JUDGED if p != cifar_profile]
     return out + [("cifar10", cifar_profile, "specialized_experts")]
 
 

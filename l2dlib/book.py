@@ -85,6 +85,18 @@ FIGURES = (
         "cifar10/expert_dependence-PROFILE.csv",
         "notebooks/02_expert_dependence",
     ),
+    (
+        "fig-1-cifar-increasing-end-to-end",
+        "Figure 1 (d, e), CIFAR-10 trained end to end on a CPU",
+        "cifar10/increasing_experts-cpu_end_to_end.csv",
+        "notebooks/01_increasing_experts",
+    ),
+    (
+        "fig-1-cifar-dependence-end-to-end",
+        "Figure 1 (f), CIFAR-10 trained end to end on a CPU",
+        "cifar10/expert_dependence-cpu_end_to_end.csv",
+        "notebooks/02_expert_dependence",
+    ),
     ("fig-2", "Figure 2", "cifar10/specialized_experts-PROFILE.csv", "notebooks/03_specialized_experts"),
     (
         "fig-budget",

@@ -478,6 +478,7 @@ SHORT_REGIMES = {  # (dataset, profile) -> its column in the findings table
     ("mog", "faithful"): "MoG, the authors' schedule",
     ("mog", "draws"): "MoG, 10 data draws",
     ("cifar10", "frozen_features"): "CIFAR-10, CPU features",
+    ("cifar10", "cpu_end_to_end"): "CIFAR-10, CPU end to end",
     ("cifar10", "paper"): "CIFAR-10, fast ResNet",
     ("cifar10", "faithful"): "CIFAR-10, WideResNet",
     ("cifar10h", "frozen_features"): "CIFAR-10H annotators, CPU features",

@@ -21,6 +21,9 @@ from .runner import run_studies
 # CIFAR-10 profiles a page shows by default, in order of precedence: the paper's network and
 # schedule, then the fast GPU network, then the CPU profile (frozen features + L2D heads).
 CIFAR_SHOWN = ("faithful", "paper", "frozen_features")
+# CIFAR-10 regimes judged beside the one shown, where their tables exist: the CPU regime that
+# trains part of the network with the L2D loss (its grid is smaller: two methods, 3 seeds).
+CIFAR_ALSO_JUDGED = ("cpu_end_to_end",)
 
 
 def shown_cifar_profile(results_dir, studies, profile: str | None = None) -> str:
@@ -177,9 +180,10 @@ def table_markdown(table: pd.DataFrame | None, missing: str = "*(No results.)*")
 
 def regimes(results_dir, mog_profiles, cifar_profile: str | None = None) -> dict[tuple[str, str], pd.DataFrame]:
     """Judged claims per (dataset, profile) whose tables exist: the MoG profiles, then the
-    CIFAR-10 profile shown (:func:`shown_cifar_profile`)."""
+    CIFAR-10 profile shown (:func:`shown_cifar_profile`) and :data:`CIFAR_ALSO_JUDGED`."""
     keys = [("mog", p) for p in dict.fromkeys(mog_profiles)]
-    keys.append(("cifar10", shown_cifar_profile(results_dir, CIFAR_STUDIES, cifar_profile)))
+    shown = shown_cifar_profile(results_dir, CIFAR_STUDIES, cifar_profile)
+    keys += [("cifar10", p) for p in dict.fromkeys((shown, *CIFAR_ALSO_JUDGED))]
     out = {k: judged(results_dir, *k) for k in keys}
     return {k: v for k, v in out.items() if v is not None and len(v)}
 
@@ -359,11 +363,13 @@ def study_section(
     results_dir=None,
     figures_dir="../figures",
     recompute: bool = False,
+    remake_fig: str | None = None,
 ) -> dict:
     """One committed study shown on a page: its figure (saved as ``file`` under
     ``figures_dir``; panel title ``label``, else the data's) in a MyST figure block labelled
-    ``name``, or a note of what is missing; a sentence on its data and trends; its
-    provenance dropdown (``what``: the figure's name there); and the table (None if absent)."""
+    ``name`` (with the remake box of ``remake_fig``), or a note of what is missing; a
+    sentence on its data and trends; its provenance dropdown (``what``: the figure's name
+    there); and the table (None if absent)."""
     import matplotlib.pyplot as plt
 
     from . import plots
@@ -376,11 +382,116 @@ def study_section(
         plt.close(fig)
     missing = missing_results(study, dataset, profile)
     return {
-        "figure": figure_block(table, f"../figures/{file}", name, alt, caption, missing),
+        "figure": figure_block(table, f"../figures/{file}", name, alt, caption, missing, remake_fig=remake_fig),
         "text": describe_results(study, table, info, profile, dataset=dataset) if table is not None else "",
         "provenance": provenance_dropdown(info, what or caption.split(":")[0]),
         "table": table,
     }
+
+
+# ------------------------------------------------------------------ CIFAR-10 trained end to end
+
+END_TO_END = "cpu_end_to_end"
+_END_TO_END_FIGURES = {  # study -> (panel letters, label, what it re-makes, its redraw)
+    "increasing_experts": ("de", "fig-1-cifar-increasing-end-to-end", "Figure 1 (d, e)", "1de-e2e"),
+    "expert_dependence": ("f", "fig-1-cifar-dependence-end-to-end", "Figure 1 (f)", "1f-e2e"),
+}
+
+
+def end_to_end_section(study: str, *, results_dir=None, figures_dir="../figures") -> dict:
+    """A CIFAR-10 study under the CPU regime that trains the network's last group with the
+    L2D loss (:data:`END_TO_END`): :func:`study_section`'s parts, its verdict paragraph
+    among them; ``gap``: the train-test gap of both CPU regimes (:func:`gap_markdown`);
+    ``cap``: increasing experts' :func:`cap_table` (else empty)."""
+    letters, name, what, fig = _END_TO_END_FIGURES[study]
+    drawn = (
+        "ECE and system accuracy against the number of experts"
+        if study == "increasing_experts"
+        else "the random expert's ECE against the other experts' quality p"
+    )
+    sec = study_section(
+        study,
+        "cifar10",
+        END_TO_END,
+        letters=letters,
+        file=f"{study}_cifar10_end_to_end.png",
+        name=name,
+        what=f"{what}, trained end to end",
+        alt=f"Line charts for CIFAR-10 trained end to end on a CPU: {drawn}, one line per method",
+        caption=f"{what}, CIFAR-10, the network's last group and an L2D head trained per configuration (profile "
+        f"`{END_TO_END}`): {drawn}; mean over seeds with a band of one standard deviation.",
+        results_dir=results_dir,
+        figures_dir=figures_dir,
+        remake_fig=fig,
+    )
+    sec["gap"] = gap_markdown(study, results_dir)
+    # The paper's CIFAR-10 observation (18-20% of softmax estimates above 1): per J here.
+    have_j = study == "increasing_experts" and sec["table"] is not None
+    sec["cap"] = table_markdown(cap_table(sec["table"]) if have_j else None, "")
+    return sec
+
+
+def gap_markdown(study: str, results_dir=None) -> str:
+    """The train-test gap per method (:func:`l2dlib.aggregate.train_test_gap`) of ``study``
+    under both CPU regimes, as a Markdown table ("-" where a table predates the training
+    accuracy); a note where neither table exists."""
+    from .aggregate import LABELS, train_test_gap
+
+    lines = []
+    for profile in ("frozen_features", END_TO_END):
+        table = committed_table(study, "cifar10", profile, results_dir=results_dir)[0]
+        if table is None:
+            continue
+        for method, r in train_test_gap(table).iterrows():
+            cells = [claims.regime_name("cifar10", profile, short=True), LABELS[method], str(int(r["configurations"]))]
+            cells += ["-" if pd.isna(r[k]) else f"{r[k]:.4f}" for k in ("train_accuracy", "test_accuracy")]
+            cells.append("-" if pd.isna(r["accuracy_gap"]) else f"{r['accuracy_gap']:+.4f}")
+            cells += [f"{r['train_loss']:.4f}", f"{r['test_loss']:.4f}", f"{r['loss_gap']:+.4f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return missing_results(study, "cifar10", END_TO_END)
+    head = (
+        "| regime | method | models | train accuracy | test accuracy | gap | train loss | test loss | gap |\n"
+        + "|"
+        + " --- |" * 9
+    )
+    return head + "\n" + "\n".join(lines)
+
+
+def cpu_costs(results_dir=None) -> pd.DataFrame:
+    """What each committed CIFAR-10 CPU regime's tables cost, from their provenance: per
+    (regime, study) the models it holds and its minutes, the study's share (by models) of
+    the wall time of the runs that trained them; a run of several studies counts once."""
+    import json
+
+    rows = []
+    folder = results.resolve_dir(results_dir) / "cifar10"
+    for profile in ("frozen_features", END_TO_END):
+        tables = {}
+        for path in sorted(folder.glob(f"*-{profile}.json")):
+            info = json.loads(path.read_text())
+            tables[info["study"]] = info
+        runs = {}  # (created, command) -> [wall seconds, models it trained across the tables]
+        for info in tables.values():
+            for run in info["runs"]:
+                entry = runs.setdefault((run["created"], run["command"]), [run["wall_seconds"], 0])
+                entry[1] += run["num_computed"]
+        trained = [r for r in runs.values() if r[1]]
+        if not trained:
+            continue
+        per_model = sum(w for w, _ in trained) / sum(n for _, n in trained)
+        for study, info in tables.items():
+            rows.append(
+                {
+                    "regime": claims.regime_name("cifar10", profile, short=True),
+                    "study": study,
+                    "models": info["num_configs"],
+                    "wall s per model": round(per_model, 1),
+                    "minutes": round(info["num_configs"] * per_model / 60, 1),
+                    "device": info["device"],
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------ CIFAR-10 calibration detail

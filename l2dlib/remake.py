@@ -82,6 +82,10 @@ REDRAWS = {
         ),
     ),
     "answers": Redraw("notebooks/07_the_2026_answers.ipynb", ("answers_sweep.png",)),
+    # The CPU regime trained end to end: its tables take about 35 min on 2 cores
+    # (the command is in their provenance); the redraw reads them.
+    "1de-e2e": Redraw("notebooks/01_increasing_experts.ipynb", ("increasing_experts_cifar10_end_to_end.png",)),
+    "1f-e2e": Redraw("notebooks/02_expert_dependence.ipynb", ("expert_dependence_cifar10_end_to_end.png",)),
 }
 FIGURES = (*REMAKES, *REDRAWS)  # what `make figure FIG=...` accepts
 # Wall seconds of `python -m l2dlib.remake FIG`, one run each, back to back on an idle 2-core
@@ -98,6 +102,8 @@ MEASURED: dict[str, float | None] = {
     "budget": 9,
     "human": 10,
     "answers": 12,
+    "1de-e2e": None,
+    "1f-e2e": None,
 }
 
 

@@ -60,7 +60,9 @@ def run_studies(
     ``<results_dir>/<dataset>/<study>-<profile>.csv`` (with ``.reliability.csv`` and the
     provenance ``.json``) holds those and every other configuration it held before or that
     the cache holds: no run shrinks a table. Interrupting loses at most the batches in
-    training; the same call resumes. ``force`` recomputes the configurations asked for.
+    training: each table is written with every configuration finished so far (its
+    provenance lists them, and the run's record says what stopped it); the same call
+    resumes. ``force`` recomputes the configurations asked for.
     ``profile`` is a name or a :class:`~l2dlib.profiles.Profile` (default: the dataset's in
     :data:`~l2dlib.profiles.DEFAULT_PROFILE`); ``num_experts`` applies
     to the studies that vary J, ``expert_ps`` to expert_dependence (an error where no
@@ -189,6 +191,29 @@ def run_studies(
                 st.dirty = True
             bar.update(len(batch))
 
+        def write(stopped_by: BaseException | None = None) -> dict[str, pd.DataFrame]:
+            run = {
+                "command": run_command(),
+                "device": device_text,
+                "created": env["created"],
+                "git_commit": env["git_commit"],
+                "wall_seconds": round(time.perf_counter() - started, 3),
+                "wall_seconds_covers": list(studies),
+            }
+            if stopped_by is not None:  # the table holds what finished; the same command resumes
+                run["stopped_by"] = type(stopped_by).__name__
+            tables = {}
+            for study, st in states.items():
+                table, reliability = assemble(st, data_of)
+                if st.dirty or st.on_disk != set(st.configs):
+                    if table.empty:  # nothing finished and nothing held: no table to write
+                        continue
+                    provenance = make_provenance(st, table, prof, data_of, env, run)
+                    results.write_table(results_dir, dataset, study, prof.name, table, provenance, reliability)
+                asked = {key_of(c) for c in grids[study]}
+                tables[study] = table[table["config_key"].isin(asked)].reset_index(drop=True)
+            return tables
+
         try:
             if executor == "local":
                 train_all(batches, data_of, prof, dev, cache, progress, data_dir, results_dir)
@@ -199,26 +224,16 @@ def run_studies(
                 cluster.run_jobs(
                     batches, prof, device, options, executor, cache, data_dir, results_dir, env["git_commit"], progress
                 )
-        finally:
+        except BaseException as stop:  # Ctrl-C, a signal or an error: keep every finished batch
             bar.close()
-
-        run = {
-            "command": run_command(),
-            "device": device_text,
-            "created": env["created"],
-            "git_commit": env["git_commit"],
-            "wall_seconds": round(time.perf_counter() - started, 3),
-            "wall_seconds_covers": list(studies),
-        }
-        tables = {}
-        for study, st in states.items():
-            table, reliability = assemble(st, data_of)
-            if st.dirty or st.on_disk != set(st.configs):
-                provenance = make_provenance(st, table, prof, data_of, env, run)
-                results.write_table(results_dir, dataset, study, prof.name, table, provenance, reliability)
-            asked = {key_of(c) for c in grids[study]}
-            tables[study] = table[table["config_key"].isin(asked)].reset_index(drop=True)
-        return tables
+            if any(st.computed for st in states.values()):
+                try:
+                    write(stop)
+                except Exception as err:  # the cache still holds them; say so, raise the first
+                    warnings.warn(f"could not write the tables of the finished configurations: {err}", stacklevel=2)
+            raise
+        bar.close()
+        return write()
 
 
 def run_command() -> str:

@@ -142,11 +142,17 @@ def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
     cfgs = study_configs("increasing_experts", "mog", "smoke", seeds=[0], num_experts=[1, 2, 3])
     finished = sum(len(b) for b in B.make_batches(cfgs, small, 4)[:2])
     assert len(list((folder / "cache").rglob("*.json"))) == finished
-    assert not list(folder.rglob("*.tmp")) and not (folder / "increasing_experts-smoke.csv").exists()
+    assert not list(folder.rglob("*.tmp"))
+    # The table holds what finished, and its provenance says so.
+    partial = pd.read_csv(folder / "increasing_experts-smoke.csv")
+    info = json.loads((folder / "increasing_experts-smoke.json").read_text())
+    assert partial["config_key"].nunique() == finished == info["num_configs"] == len(info["configurations"])
+    assert info["runs"][-1]["stopped_by"] == "KeyboardInterrupt"
     monkeypatch.setattr(pool, "train_batch", real)
     resumed = _run(tmp_path, "resumed", seeds=[0], num_experts=[1, 2, 3])
     pd.testing.assert_frame_equal(_per_config(resumed), _per_config(clean), check_exact=True)
-    assert json.loads((folder / "increasing_experts-smoke.json").read_text())["num_computed"] == len(cfgs) - finished
+    info = json.loads((folder / "increasing_experts-smoke.json").read_text())
+    assert info["num_computed"] == len(cfgs) - finished and "stopped_by" not in info["runs"][-1]
 
 
 def _smoke(tmp_path, **kw):
@@ -450,10 +456,12 @@ def test_a_signal_stops_the_workers_at_once_and_prints_one_line(tmp_path, sig, i
     code, word = (130, "interrupted") if sig == signal.SIGINT else (143, "terminated")
     assert (proc.returncode, err.strip().splitlines()) == (
         code,
-        [f"{word}: finished configurations are cached; run the same command to resume"],
+        [f"{word}: the tables hold every finished configuration; run the same command to resume"],
     )
     assert not any(_alive(w) for w in workers)
-    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("*.csv"))
+    assert not list(tmp_path.rglob("*.tmp"))
+    if (tmp_path / "mog" / "increasing_experts-quick.csv").exists():  # a batch finished first: whole
+        assert results.load_table(tmp_path, "mog", "increasing_experts", "quick")[1]["runs"][-1]["stopped_by"]
 
 
 @pytest.mark.slow
