@@ -14,6 +14,10 @@ epochs, so the grid can be sized to about two hours on 2 cores.
 
 from __future__ import annotations
 
+import l2dlib  # noqa: F401  first: the portable numerics must be requested before torch loads
+
+# isort: split
+
 import argparse
 import copy
 import time

@@ -8,9 +8,17 @@ validation pass every epoch, default threads), so both ratios come from one run.
 ECE the run found, per method and number of experts, and the random expert's ECE per p.
 
     .venv/bin/python benchmarks/mog_study.py [--profile paper] [--seeds 0 1 2 3 4]
+    L2D_NUMERICS=native .venv/bin/python benchmarks/mog_study.py   # the machine's own kernels
+
+Everything, the plain loop included, runs in the numerics mode of this process (the header
+says which; portable unless ``L2D_NUMERICS=native``).
 """
 
 from __future__ import annotations
+
+import l2dlib  # noqa: F401  first: the portable numerics must be requested before torch loads
+
+# isort: split
 
 import argparse
 import dataclasses
@@ -20,7 +28,7 @@ import time
 import pandas as pd
 import torch
 
-from l2dlib import aggregate, report
+from l2dlib import aggregate, numerics, report
 from l2dlib import batch as B
 from l2dlib import runner as R
 from l2dlib.profiles import get_profile
@@ -81,7 +89,8 @@ def main() -> None:
     ]
     table = pd.DataFrame(rows, columns=["run", "configurations", "models trained", "wall s", "s per model"])
     print(
-        f"MoG studies, profile {args.profile}, methods {' '.join(args.methods)}; {prof.cpu_workers} "
+        f"MoG studies, profile {args.profile}, methods {' '.join(args.methods)}; numerics {numerics.mode()}; "
+        f"{prof.cpu_workers} "
         f"worker processes of 1 thread, batches of <= {prof.max_models_per_batch} models; "
         "the model alone: 1 thread"
     )
