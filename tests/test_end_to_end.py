@@ -158,3 +158,16 @@ def test_a_regimes_cost_counts_a_run_of_several_studies_once(tmp_path):
     assert costs.loc["increasing_experts", "wall s per model"] == per_model
     assert costs.loc["expert_dependence", "minutes"] == round(10 * per_model / 60, 1)
     assert set(costs["regime"]) == {"CIFAR-10, CPU features"}
+
+
+def test_the_cap_sentence_against_a_hand_computation():
+    rows = []
+    for j, above, capped, uncapped, ova in ((1, 0.1, 0.05, 0.15, 0.01), (2, 0.3, 0.06, 0.26, 0.02)):
+        rows.append(
+            dict(method="softmax", num_experts=j, frac_estimates_above_1=above, ece=capped, ece_uncapped=uncapped)
+        )
+        rows.append(dict(method="ova", num_experts=j, frac_estimates_above_1=0.0, ece=ova, ece_uncapped=ova))
+    text = pages.cap_sentence(pd.DataFrame(rows))
+    # gaps: J = 1 (0.15 - 0.01) / (0.05 - 0.01) = 3.5; J = 2 (0.26 - 0.02) / (0.06 - 0.02) = 6.0
+    assert text.startswith("Between 10.0% and 30.0% of the softmax estimates exceed 1")
+    assert "is 3.5 to 6.0 times the capped gap" in text
