@@ -111,10 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "draws uses 0..9)",
     )
     run.add_argument(
-        "--methods",
-        nargs="+",
-        choices=METHODS,
-        help="surrogate parameterizations to compare (default: the profile's; all but for cpu_end_to_end)",
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="surrogate parameterizations to compare"
     )
     run.add_argument(
         "--num-experts",

@@ -107,10 +107,9 @@ class Profile:
     cpu_workers: int = 2
     # CIFAR-10 on a CPU: the images become the frozen features of this CNN, trained once.
     extractor: ExtractorConfig | None = None
-    # The grid a run of this profile covers unless told otherwise (None: every method, the
-    # studies' own J and p; num_experts applies to increasing_experts): a profile too slow
-    # for the full grid says what it fits.
-    methods: tuple[str, ...] | None = None
+    # The grid a run of this profile covers unless told otherwise (None: the studies' own J
+    # and p; num_experts applies to increasing_experts): a profile too slow for the full grid
+    # says what it fits.
     num_experts: tuple[int, ...] | None = None
     expert_ps: tuple[float, ...] | None = None
     # What the model is, for panel titles and captions.

@@ -22,7 +22,7 @@ from .runner import run_studies
 # schedule, then the fast GPU network, then the CPU profile (frozen features + L2D heads).
 CIFAR_SHOWN = ("faithful", "paper", "frozen_features")
 # CIFAR-10 regimes judged beside the one shown, where their tables exist: the CPU regime that
-# trains part of the network with the L2D loss (its grid is smaller: two methods, 3 seeds).
+# trains part of the network with the L2D loss (its grid is smaller: 4 J, 3 p, 3 seeds).
 CIFAR_ALSO_JUDGED = ("cpu_end_to_end",)
 
 

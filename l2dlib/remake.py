@@ -82,8 +82,8 @@ REDRAWS = {
         ),
     ),
     "answers": Redraw("notebooks/07_the_2026_answers.ipynb", ("answers_sweep.png",)),
-    # The CPU regime trained end to end: its tables take about 35 min on 2 cores
-    # (the command is in their provenance); the redraw reads them.
+    # The CPU regime trained end to end: its tables took 79 min on 2 cores (the commands are
+    # in their provenance); the redraw reads them.
     "1de-e2e": Redraw("notebooks/01_increasing_experts.ipynb", ("increasing_experts_cifar10_end_to_end.png",)),
     "1f-e2e": Redraw("notebooks/02_expert_dependence.ipynb", ("expert_dependence_cifar10_end_to_end.png",)),
 }

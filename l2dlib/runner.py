@@ -39,7 +39,7 @@ def run_studies(
     profile: str | Profile | None = None,
     *,
     seeds: Sequence[int] | None = None,
-    methods: Sequence[str] | None = None,
+    methods: Sequence[str] = METHODS,
     num_experts: Sequence[int] | None = None,
     expert_ps: Sequence[float] | None = None,
     data_seeds: Sequence[int] | None = None,
@@ -66,9 +66,9 @@ def run_studies(
     ``profile`` is a name or a :class:`~l2dlib.profiles.Profile` (default: the dataset's in
     :data:`~l2dlib.profiles.DEFAULT_PROFILE`); ``num_experts`` applies
     to the studies that vary J, ``expert_ps`` to expert_dependence (an error where no
-    study of the call varies them); where not given, ``methods``, ``num_experts`` (of
-    increasing_experts) and ``expert_ps`` are the profile's, if it sets them, else every
-    method and the studies' own grids; ``data_seeds`` (MoG) are draws of our generator (default:
+    study of the call varies them); where not given, ``num_experts`` (of
+    increasing_experts) and ``expert_ps`` are the profile's, if it sets them, else the
+    studies' own grids; ``data_seeds`` (MoG) are draws of our generator (default:
     the profile's; None there means the paper's data); ``max_epochs``, ``lr`` and ``patience``
     replace the profile's schedule for every configuration (they enter its cache key);
     ``data_dir`` holds CIFAR-10.
@@ -98,7 +98,7 @@ def run_studies(
         raise ValueError(f"data_seeds (--data-seeds) apply to dataset mog only, not {dataset}")
     seeds = check_seeds(prof.seeds if seeds is None else seeds)
     data_seeds = prof.data_seeds if data_seeds is None else check_seeds(data_seeds, "data_seeds")
-    methods = check_methods(methods if methods is not None else prof.methods or METHODS)
+    methods = check_methods(methods)
     default_js = {"increasing_experts": prof.num_experts}  # the profile's grid, where it sets one
     grids = {
         s: study_configs(

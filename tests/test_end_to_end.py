@@ -71,11 +71,11 @@ def test_a_run_covers_the_profiles_grid_and_records_the_training_accuracy(tmp_pa
         return out
 
     monkeypatch.setattr(batch, "predict", recording)
-    tables = run_studies(
-        ["increasing_experts", "expert_dependence"], "cifar10", tiny_profile(), results_dir=tmp_path, progress=False
-    )
+    studies = ["increasing_experts", "expert_dependence"]
+    methods = ["softmax", "ova"]
+    tables = run_studies(studies, "cifar10", tiny_profile(), methods=methods, results_dir=tmp_path, progress=False)
     inc, dep = tables["increasing_experts"], tables["expert_dependence"]
-    # The profile's grid: its two methods, J in (1, 2), p in (0.6,); one seed.
+    # The profile's grid: J in (1, 2), p in (0.6,); one seed.
     assert sorted(inc.groupby(["method", "num_experts"]).size().items()) == [
         (("ova", 1), 1),
         (("ova", 2), 2),
