@@ -168,13 +168,15 @@ def test_the_first_page_says_the_bottom_line_then_shows_the_findings_computed_fr
     findings = intro[intro.index('id="what-the-book-finds"') : intro.index('id="the-problem"')]
     assert "<strong>Is softmax less calibrated than OvA?</strong>" in findings  # the bottom line, first
     assert findings.index("Is softmax less calibrated") < findings.index("pst-scrollable-table-container")
-    assert "<th>the paper</th>" in findings and "Not reproduced as published" in findings
+    assert "<th>claim</th>" in findings and "<br><small>&quot;" not in findings  # the paper's words, escaped once
+    assert '<br><small>"' in findings and "Not reproduced as published" in findings
     assert "<strong>inconclusive</strong> when it contains both 0 and <em>m</em>" in findings  # the rule
     expected = report.findings(pages.regimes(out / "results", ["smoke", "faithful", "draws"], "smoke"))
     assert len(expected) > 5
     table = findings[findings.index("<table") : findings.index("</table>")]
     rows = [re.findall(r"<td>(.*?)</td>", r, re.S) for r in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]
-    assert rows == [[h.escape(str(v), quote=False) for v in r] for r in expected.itertuples(index=False)]
+    cells = lambda r: [f"{r[0]}<br><small>{r[1]}</small>", *r[2:]]  # the paper's words under the claim
+    assert rows == [cells([h.escape(str(v), quote=False) for v in r]) for r in expected.itertuples(index=False)]
 
 
 def test_no_build_path_or_injected_cell_reaches_a_page_or_a_download(built):

@@ -17,6 +17,7 @@ from l2dlib.features import ExtractorConfig, body_dataset, body_path, weights_pa
 from l2dlib.models import FastTail
 from l2dlib.profiles import get_profile
 from l2dlib.runner import run_studies
+from l2dlib.studies import study_configs
 
 TINY = ExtractorConfig(widths=(8, 16, 16), epochs=1, batch_size=64)
 
@@ -103,19 +104,32 @@ def load_body(folder):
 
 
 def test_a_configuration_in_a_worker_equals_it_in_this_process_bit_for_bit(tmp_path):
-    kw = dict(methods=["softmax"], num_experts=[2], results_dir=None, progress=False)
-    here = run_studies(["increasing_experts"], "cifar10", tiny_profile(), **kw | {"results_dir": tmp_path / "a"})
-    # Two configurations on two single-threaded workers, the one above among them.
+    prof = tiny_profile(cpu_workers=2, seeds=(0, 1))
+    # Two configurations on two single-threaded workers ...
     there = run_studies(
         ["increasing_experts"],
         "cifar10",
-        tiny_profile(cpu_workers=2, seeds=(0, 1)),
-        **kw | {"results_dir": tmp_path / "b"},
+        prof,
+        methods=["softmax"],
+        num_experts=[2],
+        results_dir=tmp_path,
+        progress=False,
     )
     there = there["increasing_experts"]
-    same = there[there["seed"] == 0].reset_index(drop=True)
-    cols = ["ece", "classifier_accuracy", "train_classifier_accuracy", "train_loss", "test_loss", "best_epoch"]
-    assert here["increasing_experts"][cols].equals(same[cols])
+    # ... and the first again here, in this process, on the frozen body the run cached.
+    (cfg,) = [
+        c
+        for c in study_configs(
+            "increasing_experts", "cifar10", prof.name, seeds=[0], methods=["softmax"], num_experts=[2]
+        )
+    ]
+    data = batch.load_data(prof, torch.device("cpu"), results_dir=tmp_path)
+    here = batch.train_batch([cfg], data, prof)
+    rows = there[there["seed"] == 0].sort_values("expert")
+    assert rows["ece"].tolist() == [r["ece"] for r in here.evaluated[0][0]]
+    assert rows["test_loss"].tolist() == [r["test_loss"] for r in here.evaluated[0][0]]
+    assert rows["train_classifier_accuracy"].iloc[0] == here.train_accuracies[0]
+    assert rows["best_epoch"].iloc[0] == here.best_epochs[0]
 
 
 def test_the_train_test_gap_against_a_hand_computation():
