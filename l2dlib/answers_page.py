@@ -172,8 +172,10 @@ def bottom_line(loaded) -> str:
     """The page's findings in one sentence per regime with the paper's experts: each method's
     classifier accuracy and ECE at both ends of the sweep."""
     out = []
-    for dataset, profile in (("mog", loaded["mog"]), ("cifar10", loaded["cifar"])):
-        table = loaded[dataset, profile, "increasing_experts"][0]
+    shown = [("mog", loaded["mog"]), ("cifar10", loaded["cifar"])]
+    shown += [("cifar10", p) for p in CIFAR_ALSO_JUDGED if p != loaded["cifar"]]
+    for dataset, profile in shown:
+        table = loaded.get((dataset, profile, "increasing_experts"), (None,))[0]
         if table is None:
             continue
         acc, ece = ends(table, "classifier_accuracy"), ends(table, "ece")
@@ -190,10 +192,38 @@ def bottom_line(loaded) -> str:
     return "\n\n".join(out) if out else "*(No increasing-experts tables are committed yet.)*"
 
 
+def stopping_sentence(loaded) -> str:
+    """Where the L2D loss trains shared layers (:data:`~l2dlib.pages.CIFAR_ALSO_JUDGED`), the
+    epoch early stopping restored, per method at the smallest and largest J (empty where no
+    such table is committed)."""
+    for profile in CIFAR_ALSO_JUDGED:
+        table = loaded.get(("cifar10", profile, "increasing_experts"), (None,))[0]
+        if table is None:
+            continue
+        configs = table.groupby("config_key").first()
+        lo, hi = configs["num_experts"].min(), configs["num_experts"].max()
+        parts = []
+        for method in [m for m in LABELS if m in set(configs["method"])]:
+            mine = configs[configs["method"] == method]
+            at = lambda j: mine.loc[mine["num_experts"] == j, "best_epoch"]  # noqa: B023
+            parts.append(
+                f"{LABELS[method]} {at(lo).min()}-{at(lo).max()} at J = {lo}, {at(hi).min()}-{at(hi).max()} at J = {hi}"
+            )
+        return (
+            f"In {claims.regime_name('cifar10', profile, short=True)}, early stopping restores the epoch of the best "
+            f"validation loss, a sum of the classifier's term and one term per expert: " + "; ".join(parts) + "."
+        )
+    return ""
+
+
 def answers_page(results_dir, figures_dir, mog_profile: str = "paper", cifar_profile: str | None = None) -> dict:
     """Every block the page glues (name -> Markdown); ``cifar_profile`` None: the CPU regime's."""
     loaded = load(results_dir, mog_profile, cifar_profile or "frozen_features")
-    out = {"verdicts": verdicts_markdown(loaded), "bottom_line": bottom_line(loaded)}
+    out = {
+        "verdicts": verdicts_markdown(loaded),
+        "bottom_line": bottom_line(loaded),
+        "stopping": stopping_sentence(loaded),
+    }
     mog = loaded["mog", loaded["mog"], "increasing_experts"][0]
     known = mog is not None and "bayes_classifier_accuracy" in mog and mog["bayes_classifier_accuracy"].notna().any()
     out["bayes"] = f"{mog['bayes_classifier_accuracy'].mean():.4f}" if known else "unknown here"

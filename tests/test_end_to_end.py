@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from l2dlib import aggregate, batch, features, pages
+from l2dlib import aggregate, answers_page, batch, features, pages
 from l2dlib.data.cifar10 import synthetic_cifar10
 from l2dlib.features import ExtractorConfig, body_dataset, body_path, weights_path
 from l2dlib.models import FastTail
@@ -185,3 +185,21 @@ def test_the_cap_sentence_against_a_hand_computation():
     # gaps: J = 1 (0.15 - 0.01) / (0.05 - 0.01) = 3.5; J = 2 (0.26 - 0.02) / (0.06 - 0.02) = 6.0
     assert text.startswith("Between 10.0% and 30.0% of the softmax estimates exceed 1")
     assert "is 3.5 to 6.0 times the capped gap" in text
+
+
+def test_the_stopping_sentence_reads_each_methods_restored_epochs():
+    rows = [
+        dict(config_key=f"{m}{j}{s}", method=m, num_experts=j, best_epoch=e, expert=0)
+        for m, j, s, e in (
+            ("softmax", 1, 0, 11),
+            ("softmax", 1, 1, 12),
+            ("softmax", 8, 0, 12),
+            ("ova", 1, 0, 11),
+            ("ova", 8, 0, 4),
+        )
+    ]
+    loaded = {("cifar10", "cpu_end_to_end", "increasing_experts"): (pd.DataFrame(rows), {}), "cifar": "frozen_features"}
+    text = answers_page.stopping_sentence(loaded)
+    assert text.startswith("In CIFAR-10, CPU end to end, early stopping restores")
+    assert "Softmax 11-12 at J = 1, 12-12 at J = 8; OvA 11-11 at J = 1, 4-4 at J = 8." in text
+    assert answers_page.stopping_sentence({"cifar": "frozen_features"}) == ""
