@@ -96,7 +96,7 @@ _TABLE = {
     # its last group (conv 64->128, pool, two residual convs at 4x4; 0.37 M weights) is
     # trained again with the L2D loss together with a new head, on the same 18,000 held-out
     # training images as the heads, with early stopping on validation. No augmentation (a
-    # flip or crop of the image is not one of the frozen body's output). One model per
+    # flip or crop of the image is not an operation on the frozen body's output). One model per
     # single-threaded worker: stacking 4 with grouped convolutions was no faster (measured).
     # The grid (84 models: 4 methods, J = 1, 2, 4, 8 and p = 0.2, 0.6, 0.95, 3 seeds) took
     # 79 minutes on 2 cores (benchmarks/README.md).
