@@ -11,7 +11,7 @@ import pandas as pd
 from . import claims, report, stats
 from .aggregate import LABELS, per_seed
 from .data import HUMAN_DATASETS
-from .pages import CIFAR_ALSO_JUDGED, committed_table, figure_block, missing_results
+from .pages import CIFAR_ALSO_JUDGED, committed_table, drawn_figure, figure_block, missing_results
 from .profiles import get_profile
 
 METRICS = {
@@ -151,11 +151,11 @@ def sweep_figure(loaded, figures_dir) -> str:
                 ax.set_xticks(sorted(table["num_experts"].unique()))
             ax.set_title(claims.regime_name(dataset, profile, short=True), fontsize=9)
     plots.one_legend(fig, axes.flat)
-    plots.save(fig, f"{figures_dir}/answers_sweep.png")
-    plt.close(fig)
-    return figure_block(
+    return drawn_figure(
+        fig,
+        figures_dir,
+        "answers_sweep.png",
         shown[0][2],
-        "../figures/answers_sweep.png",
         "fig-answers-sweep",
         "A grid of line charts: ECE, classifier accuracy, coverage and system accuracy against the number of "
         "experts, one line per method, for MoG and CIFAR-10 features",

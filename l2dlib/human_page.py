@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import claims, report
 from .aggregate import LABELS
-from .pages import CIFAR_STUDIES, committed_table, figure_block, missing_results, table_markdown
+from .pages import CIFAR_STUDIES, committed_table, drawn_figure, figure_block, missing_results, table_markdown
 
 PROFILE = "frozen_features"  # the CPU regime's profile, the one with committed human-expert tables
 ROWS = {  # dataset -> its row title in the figures
@@ -62,21 +62,18 @@ def data_markdown(loaded) -> str:
 def study_figure(study: str, loaded, figures_dir) -> str:
     """The study's panels with simulated experts (CIFAR-10, the same features and heads) and
     with each kind of human expert, one row each."""
-    import matplotlib.pyplot as plt
 
     from . import plots
 
     tables = {ROWS[d]: loaded[d, study][0] for d in ROWS}
     present = [t for t in tables.values() if t is not None]
-    file = f"human_{study}.png"
-    if present:
-        fig = plots.beside(study, tables)
-        plots.save(fig, f"{figures_dir}/{file}")
-        plt.close(fig)
+    fig = plots.beside(study, tables) if present else None
     missing = " ".join(missing_results(study, d, loaded["profile"]) for d in ROWS if loaded[d, study][0] is None)
-    return figure_block(
+    return drawn_figure(
+        fig,
+        figures_dir,
+        f"human_{study}.png",
         present[0] if present else None,
-        f"../figures/{file}",
         f"fig-human-{study.replace('_', '-')}",
         f"{STUDY_NAMES[study]}: one row of line charts each for simulated experts, CIFAR-10H annotators and "
         "CIFAR-10N workers",
@@ -141,11 +138,11 @@ def reliability_figure(loaded, figures_dir) -> str:
     for ax, (bins, title) in zip(axes[0], panels):
         plots.reliability_diagram(bins, ax, title=title)
     plots.one_legend(fig, axes[0])
-    plots.save(fig, f"{figures_dir}/human_reliability.png")
-    plt.close(fig)
-    return figure_block(
+    return drawn_figure(
+        fig,
+        figures_dir,
+        "human_reliability.png",
         panels[0][0],
-        "../figures/human_reliability.png",
         "fig-human-reliability",
         "Reliability diagrams for a human expert, one line per method, against the diagonal",
         "Reliability diagrams of one human expert (J = 1): observed frequency with which the person was right "
@@ -228,11 +225,11 @@ def shift_markdown(loaded, figures_dir) -> dict[str, str]:
     fig.legend(
         *axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False, fontsize="small"
     )
-    plots.save(fig, f"{figures_dir}/human_shift.png")
-    plt.close(fig)
-    figure = figure_block(
+    figure = drawn_figure(
+        fig,
+        figures_dir,
+        "human_shift.png",
         table,
-        "../figures/human_shift.png",
         "fig-human-shift",
         "Two line charts: ECE and system accuracy against J, for heads judged with the CIFAR-10N workers "
         "they were trained with (solid) and with CIFAR-10H annotators (dashed)",

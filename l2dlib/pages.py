@@ -79,6 +79,30 @@ def figure_block(
     return f"```{{figure}} {path}\n{label}:width: 100%\n:alt: {alt}\n\n{caption}\n```\n{box}"
 
 
+def drawn_figure(
+    fig,
+    figures_dir,
+    png: str,
+    table: pd.DataFrame | None,
+    name: str | None,
+    alt: str,
+    caption: str,
+    missing: str,
+    *,
+    remake_fig: str | None = None,
+) -> str:
+    """Save ``fig`` (None: nothing was drawn) as ``png`` under ``figures_dir``, close it, and
+    return its :func:`figure_block`, which the page reads from ``../figures/png``."""
+    if fig is not None:
+        import matplotlib.pyplot as plt
+
+        from . import plots
+
+        plots.save(fig, f"{figures_dir}/{png}")
+        plt.close(fig)
+    return figure_block(table, f"../figures/{png}", name, alt, caption, missing, remake_fig=remake_fig)
+
+
 def describe_results(
     study: str, table: pd.DataFrame | None, info: dict | None, profile: str, dataset: str = "cifar10"
 ) -> str:
@@ -315,7 +339,7 @@ def budget_page(results_dir, profile: str, cifar_profile: str | None, figures_di
     tables = {d: committed_table("training_budget", d, p, results_dir=results_dir)[0] for d, p in shown.items()}
     present = {d: t for d, t in tables.items() if t is not None}
     out = {}
-    path = f"{figures_dir}/training_budget.png"
+    fig = None
     if present:
         fig, axes = plt.subplots(
             1, len(present), figsize=(5.2 * len(present), 4.2), squeeze=False, layout="constrained"
@@ -331,12 +355,12 @@ def budget_page(results_dir, profile: str, cifar_profile: str | None, figures_di
             kw = {} if mog else {"xlabel": "test loss (nats; the Bayes risk is unknown)"}
             plots.budget_panel(budget.levels(table), ax, references=refs, paper=mog, title=title, **kw)
         axes[0][0].legend(frameon=False, fontsize="small")
-        plots.save(fig, path)
-        plt.close(fig)
     missing = " ".join(missing_results("training_budget", d, p) for d, p in shown.items() if tables[d] is None)
-    out["figure"] = figure_block(
+    out["figure"] = drawn_figure(
+        fig,
+        figures_dir,
+        "training_budget.png",
         next(iter(present.values()), None),
-        "../figures/training_budget.png",
         "fig-budget",
         "Scatter plots of ECE against the distance from the optimum on a log axis, one point per budget and method",
         "ECE of the oracles (mean over J = 1, 2, 4, 8 and seeds) against how far training ended from the optimum, "
@@ -381,19 +405,16 @@ def study_section(
     ``name`` (with the remake box of ``remake_fig``), or a note of what is missing; a
     sentence on its data and trends; its provenance dropdown (``what``: the figure's name
     there); and the table (None if absent)."""
-    import matplotlib.pyplot as plt
 
     from . import plots
 
     table, info = committed_table(study, dataset, profile, results_dir=results_dir, recompute=recompute)
-    if table is not None:  # no figure of empty frames: the note says what is missing
-        title = label or data_title(info, dataset, profile)
-        fig = plots.study_figure(study, table, letters=letters, label=title)
-        plots.save(fig, f"{figures_dir}/{file}")
-        plt.close(fig)
+    fig = None  # no figure of empty frames: the note says what is missing
+    if table is not None:
+        fig = plots.study_figure(study, table, letters=letters, label=label or data_title(info, dataset, profile))
     missing = missing_results(study, dataset, profile)
     return {
-        "figure": figure_block(table, f"../figures/{file}", name, alt, caption, missing, remake_fig=remake_fig),
+        "figure": drawn_figure(fig, figures_dir, file, table, name, alt, caption, missing, remake_fig=remake_fig),
         "text": describe_results(study, table, info, profile, dataset=dataset) if table is not None else "",
         "provenance": provenance_dropdown(info, what or caption.split(":")[0]),
         "table": table,
@@ -476,25 +497,22 @@ def gap_markdown(study: str, results_dir=None) -> str:
     accuracy); a note where neither table exists."""
     from .aggregate import LABELS, train_test_gap
 
-    lines = []
+    def cell(value, fmt: str = ".4f") -> str:  # "-" where a table predates the column
+        return "-" if pd.isna(value) else format(value, fmt)
+
+    rows = []
     for profile in ("frozen_features", END_TO_END):
         table = committed_table(study, "cifar10", profile, results_dir=results_dir)[0]
         if table is None:
             continue
         for method, r in train_test_gap(table).iterrows():
-            cells = [claims.regime_name("cifar10", profile, short=True), LABELS[method], str(int(r["configurations"]))]
-            cells += ["-" if pd.isna(r[k]) else f"{r[k]:.4f}" for k in ("train_accuracy", "test_accuracy")]
-            cells.append("-" if pd.isna(r["accuracy_gap"]) else f"{r['accuracy_gap']:+.4f}")
-            cells += [f"{r['train_loss']:.4f}", f"{r['test_loss']:.4f}", f"{r['loss_gap']:+.4f}"]
-            lines.append("| " + " | ".join(cells) + " |")
-    if not lines:
-        return missing_results(study, "cifar10", END_TO_END)
-    head = (
-        "| regime | method | models | train accuracy | test accuracy | gap | train loss | test loss | gap |\n"
-        + "|"
-        + " --- |" * 9
-    )
-    return head + "\n" + "\n".join(lines)
+            rows.append(
+                [claims.regime_name("cifar10", profile, short=True), LABELS[method], int(r["configurations"])]
+                + [cell(r["train_accuracy"]), cell(r["test_accuracy"]), cell(r["accuracy_gap"], "+.4f")]
+                + [cell(r["train_loss"]), cell(r["test_loss"]), cell(r["loss_gap"], "+.4f")]
+            )
+    columns = ["regime", "method", "models", "train accuracy", "test accuracy", "gap", "train loss", "test loss", "gap"]
+    return table_markdown(pd.DataFrame(rows, columns=columns), missing_results(study, "cifar10", END_TO_END))
 
 
 def cpu_costs(results_dir=None) -> pd.DataFrame:
@@ -556,37 +574,38 @@ def cifar_calibration(results_dir, cifar_profile: str | None, figures_dir) -> di
     regime = claims.regime_name("cifar10", shown)
     blocks = {"regime": claims.regime_name("cifar10", shown, short=True)}  # pasted as plain text
     have = inc is not None and dep is not None
+    reliability = degeneracy = None
     if have:
         bins = {
             s: results.load_table(results_dir, "cifar10", s, shown, reliability=True)[0]
             for s in ("increasing_experts", "expert_dependence")
         }
         j_max, p_max = inc["num_experts"].max(), dep["expert_p"].max()
-        fig, axes = plt.subplots(1, 2, figsize=(7, 3.8), layout="constrained")
+        reliability, axes = plt.subplots(1, 2, figsize=(7, 3.8), layout="constrained")
         b = bins["increasing_experts"]
         plots.reliability_diagram(b[b["num_experts"] == j_max], axes[0], title=f"{j_max} oracle experts (pooled)")
         b = bins["expert_dependence"]
         plots.reliability_diagram(
             b[(b["expert_p"] == p_max) & (b["expert"] == 0)], axes[1], title=f"random expert, p = {p_max:g}"
         )
-        plots.one_legend(fig, axes)
-        plots.save(fig, f"{figures_dir}/reliability_cifar10.png")
-        plt.close(fig)
-        fig = plots.degeneracy_figure(inc, dep)
-        plots.save(fig, f"{figures_dir}/degeneracy_cifar10.png")
-        plt.close(fig)
-    blocks["reliability"] = figure_block(
+        plots.one_legend(reliability, axes)
+        degeneracy = plots.degeneracy_figure(inc, dep)
+    blocks["reliability"] = drawn_figure(
+        reliability,
+        figures_dir,
+        "reliability_cifar10.png",
         inc if have else None,
-        "../figures/reliability_cifar10.png",
         "fig-reliability-cifar10",
         "Two reliability diagrams for CIFAR-10, one line per method, against the diagonal of perfect calibration",
         f"Reliability diagrams on CIFAR-10 ({regime}), pooled over seeds.",
         missing,
         remake_fig="beyond",
     )
-    blocks["degeneracy"] = figure_block(
+    blocks["degeneracy"] = drawn_figure(
+        degeneracy,
+        figures_dir,
+        "degeneracy_cifar10.png",
         inc if have else None,
-        "../figures/degeneracy_cifar10.png",
         "fig-degeneracy-cifar10",
         "Six line charts in two rows for CIFAR-10: how often the softmax estimate exceeds 1, the uncapped ECE and "
         "the Brier score",
