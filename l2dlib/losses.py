@@ -89,6 +89,11 @@ def decoupled_loss(logits: Tensor, y: Tensor, expert_preds: Tensor) -> Tensor:
 
 def loss_terms_from_correct(logits: Tensor, y: Tensor, correct: Tensor, method: str) -> Tensor:
     """Per-sample loss [...] from logits [..., K+J], y [...] and c = I[m_j = y] [..., J]."""
+    _check(logits, y, correct, method)
+    return _TERMS[method](logits, y, correct)
+
+
+def _check(logits: Tensor, y: Tensor, correct: Tensor, method: str) -> None:
     check_method(method)
     if logits.shape[-1] - correct.shape[-1] < 2:
         raise ValueError(
@@ -99,7 +104,6 @@ def loss_terms_from_correct(logits: Tensor, y: Tensor, correct: Tensor, method: 
         raise ValueError(
             f"shape mismatch: logits {tuple(logits.shape)}, y {tuple(y.shape)}, experts {tuple(correct.shape)}"
         )
-    return _TERMS[method](logits, y, correct)
 
 
 def loss_terms(logits: Tensor, y: Tensor, expert_preds: Tensor, method: str) -> Tensor:
@@ -178,6 +182,54 @@ def _decoupled_terms(logits: Tensor, y: Tensor, correct: Tensor) -> Tensor:
     class_nll = _logsumexp_last(g_class) - g_class.gather(-1, y.unsqueeze(-1)).squeeze(-1)
     return class_nll + DECOUPLED_BETA * (F.softplus(h) - correct * h).sum(-1)
 
+
+# ---------------------------------------------------------------- gradients by hand
+# The trainer's MLP steps skip autograd (models.MLP.backward_by_hand). For softmax and OvA
+# the gradient of the batch-mean loss is written out as the very kernels autograd runs
+# backward through the forms above, in its order (so the same bits; tested), fewer of them:
+# the loss value itself is never needed.
+
+
+def mean_loss_grad(logits: Tensor, y: Tensor, correct: Tensor, method: str) -> Tensor:
+    """d/d logits of ``loss_terms_from_correct(logits, y, correct, method).mean(-1).sum()``,
+    [M, B, C] for logits [M, B, C] (float32), y [M, B], c = I[m_j = y] [M, B, J]: by hand
+    for softmax and OvA, by autograd on a copy of the logits for the others."""
+    if method not in _GRADS:
+        leaf = logits.detach().requires_grad_()
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(loss_terms_from_correct(leaf, y, correct, method).mean(-1).sum(), leaf)
+        return grad
+    _check(logits, y, correct, method)
+    num_rows = logits.shape[-2]
+    # autograd's mean backward: 1 / B per row, contiguous (the strides pick the kernels' paths)
+    upstream = torch.full(logits.shape[:-1], 1.0, dtype=logits.dtype, device=logits.device) / num_rows
+    return _GRADS[method](logits, y, correct, upstream)
+
+
+def _linear_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) -> Tensor:
+    """upstream x d(g_y + sum_j c_j g_perp_j)/dg: upstream at y and at the correct experts."""
+    positive = torch.zeros_like(logits).scatter_(-1, y.unsqueeze(-1), 1.0)
+    positive[..., logits.shape[-1] - correct.shape[-1] :] = correct
+    return upstream.unsqueeze(-1) * positive
+
+
+def _softmax_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) -> Tensor:
+    # (1 + sum_j c_j) lse(g) - linear part: autograd scales upstream by (1 + sum_j c_j),
+    # divides by the sum of exponentials (log's backward), multiplies by each exponential
+    # (exp's), then adds the linear part's (negated) gradient.
+    e = (logits - logits.amax(-1, keepdim=True)).exp()
+    scale = (upstream * (1 + correct.sum(-1))) / e.sum(-1)
+    return scale.unsqueeze(-1) * e - _linear_grad(logits, y, correct, upstream)
+
+
+def _ova_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) -> Tensor:
+    # sum_all softplus(g) - linear part: softplus's own backward kernel, on the upstream
+    # expanded over the columns as sum's backward hands it over.
+    spread = upstream.unsqueeze(-1).expand(logits.shape)
+    return torch.ops.aten.softplus_backward(spread, logits, 1.0, 20.0) - _linear_grad(logits, y, correct, upstream)
+
+
+_GRADS = {"softmax": _softmax_grad, "ova": _ova_grad}
 
 _TERMS = {
     "softmax": _softmax_terms,

@@ -12,6 +12,7 @@ partial batch of an epoch dropped, evaluation inputs padded to whole blocks), on
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import warnings
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: no ipywidgets needed in notebooks
 
 from .config import TrainConfig
-from .losses import expert_correct, loss_terms_from_correct
+from .losses import expert_correct, loss_terms_from_correct, mean_loss_grad
 from .models import ALIGN, aligned
 
 
@@ -64,6 +65,18 @@ def per_model_loss(
         stop = start + len(list(run))
         terms = loss_terms_from_correct(logits[start:stop], y[start:stop], correct[start:stop], method)
         parts.append(terms.mean(-1) if weight is None else (terms * weight).sum(-1) / weight.sum())
+        start = stop
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def per_model_loss_grad(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence[str]) -> Tensor:
+    """d/d logits of ``per_model_loss(logits, y, correct, methods).sum()`` [M, B, C] (the
+    trainer's loss; :func:`l2dlib.losses.mean_loss_grad` per run of one method)."""
+    parts = []
+    start = 0
+    for method, run in itertools.groupby(methods):
+        stop = start + len(list(run))
+        parts.append(mean_loss_grad(logits[start:stop], y[start:stop], correct[start:stop], method))
         start = stop
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
@@ -190,6 +203,7 @@ def train(
         leave=False,
         disable=not progress,
     )
+    by_hand = hasattr(model, "backward_by_hand") and not config.amp
     active = list(range(num_models))  # models still training, in stack order
     epoch = 0
     try:
@@ -210,11 +224,16 @@ def train(
                 if augment:
                     xb = augment(xb.flatten(0, 1), aug_gen).unflatten(0, idx.shape)
                 cb = correct_flat.index_select(0, (idx + offsets).flatten()).unflatten(0, idx.shape)
-                with _autocast(device, config.amp):
-                    logits = model(xb) if subset is None else model(xb, subset)
-                loss = per_model_loss(logits.float(), train_split.y[idx], cb, run_methods).sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
+                yb = train_split.y[idx]
+                if by_hand:  # the MLP's gradients without autograd's graph (the same bits)
+                    grad = functools.partial(per_model_loss_grad, y=yb, correct=cb, methods=run_methods)
+                    model.backward_by_hand(xb, grad, subset)
+                else:
+                    with _autocast(device, config.amp):
+                        logits = model(xb) if subset is None else model(xb, subset)
+                    loss = per_model_loss(logits.float(), yb, cb, run_methods).sum()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
                 opt.step()
                 sched.step()
 

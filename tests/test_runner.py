@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import l2dlib.runner as R
+from l2dlib import METHODS, metrics, numerics, pages, pool, results
 from l2dlib import batch as B
-from l2dlib import metrics, numerics, pages, pool, results
 from l2dlib.data import mog
 from l2dlib.data.mog import PAPER, make_mog
 from l2dlib.profiles import get_profile
@@ -574,3 +574,27 @@ def test_request_portable_leaves_a_process_that_imported_torch_alone():
     assert not numerics.request_portable(env) and env == {}  # torch is imported here
     with pytest.raises(ValueError, match="L2D_NUMERICS must be 'portable' or 'native', got 'fast'"):
         numerics.request_portable({"L2D_NUMERICS": "fast"})
+
+
+def test_committed_configurations_retrained_give_their_rows_bit_for_bit():
+    """The training-budget table's one-epoch models, one per method, trained again now (in
+    one stack, through the trainer's gradients by hand) give their committed rows exactly:
+    the losses, ECEs and accuracies that autograd's gradients gave when the table was made."""
+    if numerics.mode() != "portable":
+        pytest.skip("the committed tables are in the portable numerics")
+    table, _ = results.load_table(REPO / "results", "mog", "training_budget", "paper")
+    picked = table[
+        (table["max_epochs"] == 1) & (table["lr"] == 0.05) & (table["seed"] == 0) & (table["num_experts"] == 2)
+    ]
+    prof = get_profile("mog", "paper")
+    cfgs = []
+    for (method, seed, j, p, _, *schedule), _ in picked.groupby(list(IDENTITY[1:]), dropna=False):
+        own = {k: None if pd.isna(v) else v for k, v in zip(SCHEDULE, schedule)}
+        cfgs.append(run_config("training_budget", "mog", "paper", method, seed, j, None if pd.isna(p) else p, **own))
+    assert sorted(c.method for c in cfgs) == sorted(METHODS)
+    (stack,) = B.make_batches(cfgs, prof, 5)
+    res = B.train_batch(stack, B.load_data(prof, torch.device("cpu")), prof)
+    columns = ["ece", "smooth_ece", "classifier_accuracy", "system_accuracy", "train_loss", "val_loss", "test_loss"]
+    for c, (rows, _, _) in zip(stack, res.evaluated):
+        committed = picked[picked["method"] == c.method].sort_values("expert")
+        assert committed[columns].to_dict("records") == [{k: r[k] for k in columns} for r in rows], c.method

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from l2dlib import experts as E
 from l2dlib.data.mog import make_mog
@@ -100,8 +101,11 @@ def test_a_budget_trains_exactly_its_steps_and_keeps_the_last_state():
     config = TrainConfig(max_epochs=3, batch_size=100, lr=0.05, patience=3, restore_best=False)
     model = MLP(6, seeds=[0])
     steps = []
-    model.register_forward_hook(lambda mod, args, out: steps.append(1) if mod.training else None)
-    history = train(model, sp["train"], sp["val"], methods=["softmax"], seeds=[0], config=config, progress=False)
+    hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+    try:
+        history = train(model, sp["train"], sp["val"], methods=["softmax"], seeds=[0], config=config, progress=False)
+    finally:
+        hook.remove()
     assert len(steps) == 3 * (len(data.y["train"]) // 100)  # epochs x whole batches: the documented steps
     assert history.epochs_run == 3 and history.best_epoch.tolist() == [3]
     # The kept state is the last one: its validation loss is what the history reports.
@@ -111,3 +115,60 @@ def test_a_budget_trains_exactly_its_steps_and_keeps_the_last_state():
     assert float(split_loss(model, val, ["softmax"])[0]) == pytest.approx(float(history.best_val_loss[0]), rel=1e-5)
     with pytest.raises(ValueError, match="early stopping must be off"):
         TrainConfig(max_epochs=3, patience=2, restore_best=False)
+
+
+def _stack_and_batch(methods, rows=64, seed=0):
+    from l2dlib.losses import expert_correct
+
+    gen = torch.Generator().manual_seed(seed)
+    model = MLP([6, 9, 7, 8], seeds=[1, 2, 3, 4], width=9)
+    x = torch.randn(4, rows, 2, generator=gen)
+    y = torch.randint(5, (4, rows), generator=gen)
+    experts = torch.randint(5, (4, rows, 4), generator=gen)
+    for m, j in enumerate((1, 4, 2, 3)):
+        experts[m, :, j:] = -1
+    return model, x, y, expert_correct(y, experts)
+
+
+@pytest.mark.parametrize("subset", [None, [0, 2, 3]])
+def test_gradients_by_hand_are_autograds_bit_for_bit(subset):
+    """MLP.backward_by_hand with the loss's gradient by hand against loss.backward(), for a
+    stack of four methods and for a subset of it (stopped models get zero gradients)."""
+    from l2dlib.train import per_model_loss, per_model_loss_grad
+
+    methods = ["softmax", "ova", "asymmetric_softmax", "decoupled"]
+    model, x, y, c = _stack_and_batch(methods)
+    picked = None if subset is None else torch.tensor(subset)
+    if picked is not None:
+        x, y, c, methods = x[picked], y[picked], c[picked], [methods[m] for m in subset]
+    per_model_loss(model(x, picked), y, c, methods).sum().backward()
+    autograd = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    model.backward_by_hand(x, lambda g: per_model_loss_grad(g, y, c, methods), picked)
+    for name, p, reference in zip((n for n, _ in model.named_parameters()), model.parameters(), autograd):
+        assert torch.equal(p.grad.view(torch.int32), reference.view(torch.int32)), name
+    if picked is not None:
+        assert all(bool((p.grad[1] == 0).all()) for p in model.parameters())
+
+
+def test_training_by_hand_equals_training_through_autograd(monkeypatch):
+    """Early stopping, with models leaving the stack on the way: the same weights bit for
+    bit whether the trainer takes the gradients by hand or through autograd."""
+    data = make_mog(points=512, standardize=True)
+    cfgs = [(1, 0), (3, 1), (2, 2)]
+    methods = ["softmax", "ova", "ova"]
+    config = TrainConfig(max_epochs=6, batch_size=64, lr=0.5, patience=1)  # lr 0.5: two models stop early
+    sp = _splits(data, cfgs)
+    states = []
+    for by_hand in (True, False):
+        if not by_hand:
+            monkeypatch.delattr(MLP, "backward_by_hand")
+        model = MLP([4 + j for j, _ in cfgs], seeds=[10, 11, 12])
+        history = train(model, sp["train"], sp["val"], methods=methods, seeds=[0, 1, 2], config=config, progress=False)
+        states.append((model.state_dict(), history.best_epoch.tolist(), history.best_val_loss.tolist()))
+    (hand, hand_epochs, hand_loss), (auto, auto_epochs, auto_loss) = states
+    assert hand_epochs == auto_epochs and hand_loss == auto_loss
+    assert min(hand_epochs) + config.patience < config.max_epochs  # the stack shrank on the way
+    assert all(
+        torch.equal(hand[k].view(torch.int32), auto[k].view(torch.int32)) for k in hand if hand[k].is_floating_point()
+    )
