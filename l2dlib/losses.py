@@ -10,6 +10,8 @@ takes the expert-correctness indicators c_j = I[m_j = y] directly (the trainer's
 
 The losses are computed in rearranged but exactly equal forms with few reductions per
 row (see each function); tests check them against the written-out formulas.
+``mean_loss_grad`` is the gradient of the batch-mean loss with respect to the logits,
+written out (the trainer's MLP path); tests check it against autograd's, bit for bit.
 """
 
 from __future__ import annotations
@@ -184,25 +186,18 @@ def _decoupled_terms(logits: Tensor, y: Tensor, correct: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- gradients by hand
-# The trainer's MLP steps skip autograd (models.MLP.backward_by_hand). For softmax and OvA
-# the gradient of the batch-mean loss is written out as the very kernels autograd runs
-# backward through the forms above, in its order (so the same bits; tested), fewer of them:
-# the loss value itself is never needed.
+# The trainer's MLP steps skip autograd (models.MLP.backward_by_hand). The gradient of the
+# batch-mean loss is written out as the very kernels autograd runs backward through the
+# forms above, on tensors of the same strides, with the same sums (so the same bits in
+# either numerics mode; tested), and fewer of them: the loss value itself is never needed.
 
 
 def mean_loss_grad(logits: Tensor, y: Tensor, correct: Tensor, method: str) -> Tensor:
     """d/d logits of ``loss_terms_from_correct(logits, y, correct, method).mean(-1).sum()``,
-    [M, B, C] for logits [M, B, C] (float32), y [M, B], c = I[m_j = y] [M, B, J]: by hand
-    for softmax and OvA, by autograd on a copy of the logits for the others."""
-    if method not in _GRADS:
-        leaf = logits.detach().requires_grad_()
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(loss_terms_from_correct(leaf, y, correct, method).mean(-1).sum(), leaf)
-        return grad
+    [M, B, C] for float32 logits [M, B, C], y [M, B] and c = I[m_j = y] [M, B, J]."""
     _check(logits, y, correct, method)
-    num_rows = logits.shape[-2]
-    # autograd's mean backward: 1 / B per row, contiguous (the strides pick the kernels' paths)
-    upstream = torch.full(logits.shape[:-1], 1.0, dtype=logits.dtype, device=logits.device) / num_rows
+    # mean's backward hands each row 1 / B, as a contiguous tensor (strides pick kernel paths)
+    upstream = torch.full(logits.shape[:-1], 1.0, dtype=logits.dtype, device=logits.device) / logits.shape[-2]
     return _GRADS[method](logits, y, correct, upstream)
 
 
@@ -217,9 +212,18 @@ def _softmax_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) 
     # (1 + sum_j c_j) lse(g) - linear part: autograd scales upstream by (1 + sum_j c_j),
     # divides by the sum of exponentials (log's backward), multiplies by each exponential
     # (exp's), then adds the linear part's (negated) gradient.
-    e = (logits - logits.amax(-1, keepdim=True)).exp()
+    e = _exp_underflowing_to_zero(logits - logits.amax(-1, keepdim=True))
     scale = (upstream * (1 + correct.sum(-1))) / e.sum(-1)
     return scale.unsqueeze(-1) * e - _linear_grad(logits, y, correct, upstream)
+
+
+def _exp_underflowing_to_zero(x: Tensor) -> Tensor:
+    """``x.exp()``, bit for bit, faster where x holds masked columns: exp of a value below
+    -200 is exactly 0 in float32 but takes the kernels' slow underflow path (over a stack
+    with masked outputs, measured 4x slower portably, 20x natively), so those values get
+    exp(0) times 0 instead."""
+    kept = (x > -200).to(x.dtype)
+    return (x * kept).exp() * kept
 
 
 def _ova_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) -> Tensor:
@@ -229,7 +233,46 @@ def _ova_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) -> T
     return torch.ops.aten.softplus_backward(spread, logits, 1.0, 20.0) - _linear_grad(logits, y, correct, upstream)
 
 
-_GRADS = {"softmax": _softmax_grad, "ova": _ova_grad}
+def _class_nll_grad(logits: Tensor, y: Tensor, num_classes: int, upstream: Tensor) -> Tensor:
+    """upstream x d(lse_K(g) - g_y)/dg over the class columns, [..., K]."""
+    g_class = logits[..., :num_classes]
+    e = (g_class - g_class.amax(-1, keepdim=True)).exp()
+    label = torch.zeros_like(e).scatter_(-1, y.unsqueeze(-1), 1.0)
+    return (upstream / e.sum(-1)).unsqueeze(-1) * e - upstream.unsqueeze(-1) * label
+
+
+def _asymmetric_softmax_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) -> Tensor:
+    # lse_K(g) - g_y + sum_j [softplus(z_j) - c_j z_j], z_j = g_perp_j - rest: the experts'
+    # terms reach the classes through rest (logsumexp's backward, the largest class masked).
+    num_classes = logits.shape[-1] - correct.shape[-1]
+    g_class = logits[..., :num_classes]
+    top = torch.nn.functional.one_hot(g_class.argmax(-1), num_classes).to(torch.bool)
+    masked = g_class.masked_fill(top, float("-inf"))
+    rest = torch.logsumexp(masked, dim=-1, keepdim=True)
+    z = logits[..., num_classes:] - rest
+    spread = upstream.unsqueeze(-1).expand(z.shape)
+    grad_z = torch.ops.aten.softplus_backward(spread, z, 1.0, 20.0) - spread * correct
+    through_rest = ((-grad_z).sum(-1, keepdim=True) * (masked - rest).exp()).masked_fill(top, 0)
+    return torch.cat([_class_nll_grad(logits, y, num_classes, upstream) + through_rest, grad_z], -1)
+
+
+def _decoupled_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) -> Tensor:
+    # lse_K(g) - g_y + beta sum_j [softplus(h_j) - c_j h_j]
+    num_classes = logits.shape[-1] - correct.shape[-1]
+    weight = upstream * DECOUPLED_BETA
+    h = logits[..., num_classes:]
+    spread = weight.unsqueeze(-1).expand(h.shape)
+    experts = torch.ops.aten.softplus_backward(spread, h, 1.0, 20.0) - spread * correct
+    return torch.cat([_class_nll_grad(logits, y, num_classes, upstream), experts], -1)
+
+
+_GRADS = {
+    "softmax": _softmax_grad,
+    "ova": _ova_grad,
+    "asymmetric_softmax": _asymmetric_softmax_grad,
+    "decoupled": _decoupled_grad,
+}
+assert set(_GRADS) == set(METHODS)
 
 _TERMS = {
     "softmax": _softmax_terms,
