@@ -37,6 +37,7 @@ FAMILIES = (  # (family, operator-name fragments), first match wins
         "elementwise and reductions",
         (
             "relu",
+            "softplus",
             "threshold",
             "exp",
             "log",

@@ -8,6 +8,8 @@ under momentum and weight decay, but its best state is frozen). A model in a sta
 the same bits as alone when the stack's output width is fixed by the model itself (the
 runner does so) and its blocks are aligned (``models.ALIGN``: parameters padded, the last
 partial batch of an epoch dropped, evaluation inputs padded to whole blocks), on one thread.
+Stacked MLPs take their gradients by hand (``models.MLP.backward_by_hand``: autograd's
+bits without its graph); the CIFAR-10 networks go through autograd.
 """
 
 from __future__ import annotations
