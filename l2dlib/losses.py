@@ -217,12 +217,19 @@ def _softmax_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) 
     return scale.unsqueeze(-1) * e - _linear_grad(logits, y, correct, upstream)
 
 
+# Below these, exp is exactly 0 (float32 underflows near -104, float64 near -745).
+_EXP_UNDERFLOW = {torch.float32: -200.0, torch.float64: -1500.0}
+
+
 def _exp_underflowing_to_zero(x: Tensor) -> Tensor:
-    """``x.exp()``, bit for bit, faster where x holds masked columns: exp of a value below
-    -200 is exactly 0 in float32 but takes the kernels' slow underflow path (over a stack
-    with masked outputs, measured 4x slower portably, 20x natively), so those values get
-    exp(0) times 0 instead."""
-    kept = (x > -200).to(x.dtype)
+    """``x.exp()`` bit for bit, for x finite or NaN. exp of a value below the underflow is
+    exactly 0, but the kernels take a slow path for it (exp over a stack's masked columns,
+    -1e4: 4x slower portably, 20x natively), so those values get exp(0) times 0 instead:
+    a native MoG step 17% faster, a portable one no slower (measured)."""
+    limit = _EXP_UNDERFLOW.get(x.dtype)
+    if limit is None:
+        return x.exp()
+    kept = (x > limit).to(x.dtype)
     return (x * kept).exp() * kept
 
 

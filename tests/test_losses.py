@@ -116,19 +116,23 @@ def test_bad_input():
         losses.softmax_loss(g[:, :3], y, m)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("method", ["softmax", "ova", "asymmetric_softmax", "decoupled"])
-def test_the_gradient_by_hand_is_autograds_bit_for_bit(method):
+def test_the_gradient_by_hand_is_autograds_bit_for_bit(method, dtype):
     """mean_loss_grad (the trainer's path) against autograd through the loss it stands for,
-    on stacked float32 logits with a batch of 100 (1/100 is not exact), masked columns and
-    padded experts; compared as integers, so even the sign of a zero must agree."""
+    on stacked logits with a batch of 100 (1/100 is not exact), masked columns, scores far
+    below the rest (exp(-300) is 0 in float32, not in float64) and padded experts; compared
+    as integers, so even the sign of a zero must agree."""
     gen = torch.Generator().manual_seed(3)
-    g = torch.randn(3, 100, 9, generator=gen) * 4
+    g = torch.randn(3, 100, 9, generator=gen, dtype=dtype) * 4
     g[0, :, 8] = -1e4  # a masked output column
+    g[2, :, 6] = -300.0
     y = torch.randint(5, (3, 100), generator=gen)
     m = torch.randint(5, (3, 100, 4), generator=gen)
     m[1, :, 3] = -1  # a padded expert
-    c = losses.expert_correct(y, m)
+    c = losses.expert_correct(y, m).to(dtype)
     leaf = g.clone().requires_grad_()
     losses.loss_terms_from_correct(leaf, y, c, method).mean(-1).sum().backward()
     ours = losses.mean_loss_grad(g, y, c, method)
-    assert torch.equal(ours.view(torch.int32), leaf.grad.view(torch.int32))
+    bits = torch.int32 if dtype == torch.float32 else torch.int64
+    assert torch.equal(ours.view(bits), leaf.grad.view(bits))
