@@ -1,11 +1,12 @@
+import math
+
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from l2dlib import experts as E
 from l2dlib.data.mog import make_mog
 from l2dlib.models import MLP
-from l2dlib.train import Split, TrainConfig, predict, train
+from l2dlib.train import NesterovSGD, Split, TrainConfig, predict, train
 
 
 def _splits(data, cfgs):
@@ -95,17 +96,14 @@ def test_early_stopping_stops_at_the_epoch_the_patience_implies(monkeypatch):
                 assert torch.equal(value[m], seen["states"][best - 1][name][m]), (name, m)
 
 
-def test_a_budget_trains_exactly_its_steps_and_keeps_the_last_state():
+def test_a_budget_trains_exactly_its_steps_and_keeps_the_last_state(monkeypatch):
     data = make_mog(points=512, standardize=True)
     sp = _splits(data, [(2, 0)])
     config = TrainConfig(max_epochs=3, batch_size=100, lr=0.05, patience=3, restore_best=False)
     model = MLP(6, seeds=[0])
-    steps = []
-    hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
-    try:
-        history = train(model, sp["train"], sp["val"], methods=["softmax"], seeds=[0], config=config, progress=False)
-    finally:
-        hook.remove()
+    steps, real_step = [], NesterovSGD.step
+    monkeypatch.setattr(NesterovSGD, "step", lambda opt, lr: (steps.append(lr), real_step(opt, lr)))
+    history = train(model, sp["train"], sp["val"], methods=["softmax"], seeds=[0], config=config, progress=False)
     assert len(steps) == 3 * (len(data.y["train"]) // 100)  # epochs x whole batches: the documented steps
     assert history.epochs_run == 3 and history.best_epoch.tolist() == [3]
     # The kept state is the last one: its validation loss is what the history reports.
@@ -172,3 +170,31 @@ def test_training_by_hand_equals_training_through_autograd(monkeypatch):
     assert all(
         torch.equal(hand[k].view(torch.int32), auto[k].view(torch.int32)) for k in hand if hand[k].is_floating_point()
     )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(momentum=0.9, nesterov=True, weight_decay=5e-4),
+        dict(momentum=0.9, nesterov=False, weight_decay=0.0),
+        dict(momentum=0.0, nesterov=False, weight_decay=1e-3),
+    ],
+)
+def test_the_optimiser_is_torchs_sgd_bit_for_bit(options):
+    """NesterovSGD against torch.optim.SGD(foreach=True) with a LambdaLR schedule: five
+    steps of random gradients, one parameter without a gradient at first."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(4, 3), (7,), (2, 5)]
+    ours = [torch.randn(s, generator=gen) for s in shapes]
+    theirs = [p.clone().requires_grad_() for p in ours]
+    torch_opt = torch.optim.SGD(theirs, lr=0.1, foreach=True, **options)
+    sched = torch.optim.lr_scheduler.LambdaLR(torch_opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / 5)))
+    opt = NesterovSGD(ours, **options)
+    for t in range(5):
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            g = None if (i == 2 and t < 2) else torch.randn(a.shape, generator=gen)
+            a.grad, b.grad = g, None if g is None else g.clone()
+        opt.step(0.1 * (0.5 * (1 + math.cos(math.pi * t / 5))))
+        torch_opt.step()
+        sched.step()
+        assert all(torch.equal(a.view(torch.int32), b.detach().view(torch.int32)) for a, b in zip(ours, theirs)), t
