@@ -5,7 +5,7 @@ columns as in the studies), batch 256, one thread, in this process's numerics mo
 Prints two tables: the gradients' time per step through autograd and by hand
 (``models.MLP.backward_by_hand``) for a stack of softmax and OvA and one of the asymmetric
 softmax and decoupled surrogates (the faster of two means over 200 steps after a warm-up,
-both paths in turn), and a whole step (gradients by hand and ``train.NesterovSGD``) under
+both paths in turn), and a whole step (gradients by hand and ``train.SGD``) under
 torch.profiler, its ATen self time by operator family.
 
     .venv/bin/python benchmarks/mog_step.py
@@ -30,7 +30,7 @@ from torch.profiler import ProfilerActivity, profile
 from l2dlib import numerics
 from l2dlib.losses import expert_correct
 from l2dlib.models import MLP
-from l2dlib.train import NesterovSGD, per_model_loss, per_model_loss_grad
+from l2dlib.train import SGD, per_model_loss, per_model_loss_grad
 
 MODELS, ROWS, CLASSES, SLOTS = 22, 256, 5, 8
 
@@ -83,7 +83,7 @@ def main() -> None:
 
     methods = ["softmax"] * half + ["ova"] * (MODELS - half)
     model, x, y, c = stack(methods)
-    opt = NesterovSGD(model.parameters(), momentum=0.9, nesterov=True, weight_decay=5e-4)
+    opt = SGD(model.parameters(), momentum=0.9, nesterov=True, weight_decay=5e-4)
 
     def step():
         model.backward_by_hand(x, functools.partial(per_model_loss_grad, y=y, correct=c, methods=methods))
@@ -98,7 +98,7 @@ def main() -> None:
         if e.key.startswith("aten::") and e.self_cpu_time_total > 0:
             by_family[family(e.key)] += e.self_cpu_time_total / 50 / 1e3
     kernels = sum(by_family.values())
-    print(f"\na whole step (softmax and OvA, by hand, NesterovSGD): {wall:.2f} ms unprofiled; ATen self time per step:")
+    print(f"\na whole step (softmax and OvA, by hand, SGD): {wall:.2f} ms unprofiled; ATen self time per step:")
     for fam, ms in sorted(by_family.items(), key=lambda kv: -kv[1]):
         print(f"  {fam:28s} {ms:6.2f} ms")
     print(f"  {'outside ATen (Python)':28s} {max(0.0, wall - kernels):6.2f} ms")

@@ -6,7 +6,7 @@ import torch
 from l2dlib import experts as E
 from l2dlib.data.mog import make_mog
 from l2dlib.models import MLP
-from l2dlib.train import NesterovSGD, Split, TrainConfig, predict, train
+from l2dlib.train import SGD, Split, TrainConfig, predict, train
 
 
 def _splits(data, cfgs):
@@ -101,8 +101,8 @@ def test_a_budget_trains_exactly_its_steps_and_keeps_the_last_state(monkeypatch)
     sp = _splits(data, [(2, 0)])
     config = TrainConfig(max_epochs=3, batch_size=100, lr=0.05, patience=3, restore_best=False)
     model = MLP(6, seeds=[0])
-    steps, real_step = [], NesterovSGD.step
-    monkeypatch.setattr(NesterovSGD, "step", lambda opt, lr: (steps.append(lr), real_step(opt, lr)))
+    steps, real_step = [], SGD.step
+    monkeypatch.setattr(SGD, "step", lambda opt, lr: (steps.append(lr), real_step(opt, lr)))
     history = train(model, sp["train"], sp["val"], methods=["softmax"], seeds=[0], config=config, progress=False)
     assert len(steps) == 3 * (len(data.y["train"]) // 100)  # epochs x whole batches: the documented steps
     assert history.epochs_run == 3 and history.best_epoch.tolist() == [3]
@@ -181,7 +181,7 @@ def test_training_by_hand_equals_training_through_autograd(monkeypatch):
     ],
 )
 def test_the_optimiser_is_torchs_sgd_bit_for_bit(options):
-    """NesterovSGD against torch.optim.SGD(foreach=True) with a LambdaLR schedule: five
+    """SGD against torch.optim.SGD(foreach=True) with a LambdaLR schedule: five
     steps of random gradients, one parameter without a gradient at first."""
     gen = torch.Generator().manual_seed(0)
     shapes = [(4, 3), (7,), (2, 5)]
@@ -189,7 +189,7 @@ def test_the_optimiser_is_torchs_sgd_bit_for_bit(options):
     theirs = [p.clone().requires_grad_() for p in ours]
     torch_opt = torch.optim.SGD(theirs, lr=0.1, foreach=True, **options)
     sched = torch.optim.lr_scheduler.LambdaLR(torch_opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / 5)))
-    opt = NesterovSGD(ours, **options)
+    opt = SGD(ours, **options)
     for t in range(5):
         for i, (a, b) in enumerate(zip(ours, theirs)):
             g = None if (i == 2 and t < 2) else torch.randn(a.shape, generator=gen)
