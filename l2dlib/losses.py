@@ -92,7 +92,7 @@ def decoupled_loss(logits: Tensor, y: Tensor, expert_preds: Tensor) -> Tensor:
 def loss_terms_from_correct(logits: Tensor, y: Tensor, correct: Tensor, method: str) -> Tensor:
     """Per-sample loss [...] from logits [..., K+J], y [...] and c = I[m_j = y] [..., J]."""
     _check(logits, y, correct, method)
-    return _TERMS[method](logits, y, correct)
+    return _FORMS[method][0](logits, y, correct)
 
 
 def _check(logits: Tensor, y: Tensor, correct: Tensor, method: str) -> None:
@@ -198,7 +198,7 @@ def mean_loss_grad(logits: Tensor, y: Tensor, correct: Tensor, method: str) -> T
     _check(logits, y, correct, method)
     # mean's backward hands each row 1 / B, as a contiguous tensor (strides pick kernel paths)
     upstream = torch.full(logits.shape[:-1], 1.0, dtype=logits.dtype, device=logits.device) / logits.shape[-2]
-    return _GRADS[method](logits, y, correct, upstream)
+    return _FORMS[method][1](logits, y, correct, upstream)
 
 
 def _linear_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor) -> Tensor:
@@ -273,18 +273,11 @@ def _decoupled_grad(logits: Tensor, y: Tensor, correct: Tensor, upstream: Tensor
     return torch.cat([_class_nll_grad(logits, y, num_classes, upstream), experts], -1)
 
 
-_GRADS = {
-    "softmax": _softmax_grad,
-    "ova": _ova_grad,
-    "asymmetric_softmax": _asymmetric_softmax_grad,
-    "decoupled": _decoupled_grad,
+# Per method: its per-sample terms, and the gradient of their batch mean by hand.
+_FORMS = {
+    "softmax": (_softmax_terms, _softmax_grad),
+    "ova": (_ova_terms, _ova_grad),
+    "asymmetric_softmax": (_asymmetric_softmax_terms, _asymmetric_softmax_grad),
+    "decoupled": (_decoupled_terms, _decoupled_grad),
 }
-assert set(_GRADS) == set(METHODS)
-
-_TERMS = {
-    "softmax": _softmax_terms,
-    "ova": _ova_terms,
-    "asymmetric_softmax": _asymmetric_softmax_terms,
-    "decoupled": _decoupled_terms,
-}
-assert set(_TERMS) == set(METHODS)
+assert set(_FORMS) == set(METHODS)
