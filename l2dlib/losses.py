@@ -194,7 +194,8 @@ def _decoupled_terms(logits: Tensor, y: Tensor, correct: Tensor) -> Tensor:
 
 def mean_loss_grad(logits: Tensor, y: Tensor, correct: Tensor, method: str) -> Tensor:
     """d/d logits of ``loss_terms_from_correct(logits, y, correct, method).mean(-1).sum()``,
-    [M, B, C] for float32 logits [M, B, C], y [M, B] and c = I[m_j = y] [M, B, J]."""
+    [M, B, C] for float32 (or float64) logits [M, B, C], y [M, B] and c = I[m_j = y]
+    [M, B, J] of the logits' dtype."""
     _check(logits, y, correct, method)
     # mean's backward hands each row 1 / B, as a contiguous tensor (strides pick kernel paths)
     upstream = torch.full(logits.shape[:-1], 1.0, dtype=logits.dtype, device=logits.device) / logits.shape[-2]

@@ -74,8 +74,8 @@ def per_model_loss(
 class SGD:
     """The update of ``torch.optim.SGD(..., foreach=True)`` (momentum, optional Nesterov,
     weight decay; no dampening), written out with the foreach kernels it calls, in its order:
-    the same bits (tested against it). Without its per-step Python (0.13-0.24 ms, up to 9%
-    of a MoG step) and without the 1.5 s import of ``torch._dynamo`` that building a torch
+    the same bits (tested against it). Without its per-step Python (0.24 ms a MoG step,
+    5-9% of one: benchmarks/mog_step.py) and without the 1.5 s import of ``torch._dynamo`` that building a torch
     optimiser costs every worker process. Parameters without a gradient are left alone."""
 
     def __init__(self, params, *, momentum: float, nesterov: bool, weight_decay: float) -> None:

@@ -115,10 +115,11 @@ def test_a_budget_trains_exactly_its_steps_and_keeps_the_last_state(monkeypatch)
         TrainConfig(max_epochs=3, patience=2, restore_best=False)
 
 
-def _stack_and_batch(methods, rows=64, seed=0):
+def _stack_and_batch(rows=64):
+    """Four stacked MLPs of J = 1, 4, 2, 3 (one output width, masked columns) and a batch."""
     from l2dlib.losses import expert_correct
 
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(0)
     model = MLP([6, 9, 7, 8], seeds=[1, 2, 3, 4], width=9)
     x = torch.randn(4, rows, 2, generator=gen)
     y = torch.randint(5, (4, rows), generator=gen)
@@ -135,7 +136,7 @@ def test_gradients_by_hand_are_autograds_bit_for_bit(subset):
     from l2dlib.train import per_model_loss, per_model_loss_grad
 
     methods = ["softmax", "ova", "asymmetric_softmax", "decoupled"]
-    model, x, y, c = _stack_and_batch(methods)
+    model, x, y, c = _stack_and_batch()
     picked = None if subset is None else torch.tensor(subset)
     if picked is not None:
         x, y, c, methods = x[picked], y[picked], c[picked], [methods[m] for m in subset]
