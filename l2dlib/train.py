@@ -62,13 +62,20 @@ def per_model_loss(
     method for speed.
     """
     parts = []
-    start = 0
+    for method, run in _method_runs(methods):
+        terms = loss_terms_from_correct(logits[run], y[run], correct[run], method)
+        parts.append(terms.mean(-1) if weight is None else (terms * weight).sum(-1) / weight.sum())
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _method_runs(methods: Sequence[str]) -> list[tuple[str, slice]]:
+    """(method, the slice of the stack it covers) per run of equal methods, in order."""
+    runs, start = [], 0
     for method, run in itertools.groupby(methods):
         stop = start + len(list(run))
-        terms = loss_terms_from_correct(logits[start:stop], y[start:stop], correct[start:stop], method)
-        parts.append(terms.mean(-1) if weight is None else (terms * weight).sum(-1) / weight.sum())
+        runs.append((method, slice(start, stop)))
         start = stop
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+    return runs
 
 
 class SGD:
@@ -115,12 +122,7 @@ class SGD:
 def per_model_loss_grad(logits: Tensor, y: Tensor, correct: Tensor, methods: Sequence[str]) -> Tensor:
     """d/d logits of ``per_model_loss(logits, y, correct, methods).sum()`` [M, B, C] (the
     trainer's loss; :func:`l2dlib.losses.mean_loss_grad` per run of one method)."""
-    parts = []
-    start = 0
-    for method, run in itertools.groupby(methods):
-        stop = start + len(list(run))
-        parts.append(mean_loss_grad(logits[start:stop], y[start:stop], correct[start:stop], method))
-        start = stop
+    parts = [mean_loss_grad(logits[run], y[run], correct[run], method) for method, run in _method_runs(methods)]
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
